@@ -1,0 +1,136 @@
+"""create_app(): routes, error handling, and the lifespan that builds every client once."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
+
+import structlog
+from fastapi import APIRouter, Depends, FastAPI
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from interaction_recommender import __version__
+from interaction_recommender.bus import Topics, build_bus
+from interaction_recommender.deps import Runtime, require_api_token
+from interaction_recommender.errors import install_error_handlers
+from interaction_recommender.events.endpoints import router as events_router
+from interaction_recommender.health import HealthChecker
+from interaction_recommender.health.endpoints import router as health_router
+from interaction_recommender.http import EdgeMiddleware
+from interaction_recommender.outbox import OutboxRelay
+from interaction_recommender.settings import Settings
+from interaction_recommender.storage import Database, migrate
+
+__all__ = ["API_PREFIX", "create_app"]
+
+API_PREFIX = "/api/v1"
+
+log = structlog.get_logger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            runtime = await _start(settings, stack)
+            app.state.runtime = runtime
+            app.state.health = HealthChecker(
+                database=runtime.database,
+                bus=runtime.bus,
+                relay=runtime.relay,
+                redis=runtime.redis,
+                timeout_s=settings.health_probe_timeout_s,
+                outbox_degraded_age_s=settings.outbox_degraded_age_s,
+            )
+            log.info(
+                "service_started",
+                version=__version__,
+                database=runtime.database.dialect,
+                bus=runtime.bus.name,
+                redis=runtime.redis is not None,
+            )
+            yield
+            log.info("service_stopping")
+
+    app = FastAPI(
+        title="Cinemate interaction-recommender",
+        version=__version__,
+        lifespan=lifespan,
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url=f"{API_PREFIX}/docs",
+        redoc_url=None,
+    )
+    install_error_handlers(app)
+    app.add_middleware(
+        EdgeMiddleware,
+        max_body_bytes=settings.max_event_body_bytes,
+        max_batch_body_bytes=settings.max_batch_body_bytes,
+        access_log=settings.access_log,
+    )
+
+    api = APIRouter(dependencies=[Depends(require_api_token)])
+    api.include_router(events_router)
+
+    operations = APIRouter()
+    operations.include_router(health_router)
+    operations.add_api_route("/metrics", _metrics, methods=["GET"], include_in_schema=False)
+
+    # contract.md: every route answers with and without the /api/v1 prefix: the same handlers
+    # and auth, registered twice (only the prefixed copy is in the OpenAPI document).
+    for router in (api, operations):
+        app.include_router(router, prefix=API_PREFIX)
+        app.include_router(router, include_in_schema=False)
+    return app
+
+
+async def _start(settings: Settings, stack: AsyncExitStack) -> Runtime:
+    """Build every client; the exit stack closes them in reverse order on shutdown."""
+    database = Database(settings)
+    stack.push_async_callback(database.dispose)
+    if settings.migrate_on_start:
+        await migrate(database.engine)
+
+    topics = Topics.with_prefix(settings.kafka_topic_prefix)
+    bus = build_bus(settings)
+    await bus.start()
+    stack.push_async_callback(bus.stop)
+
+    redis = _redis_client(settings)
+    if redis is not None:
+        stack.push_async_callback(redis.aclose)
+
+    relay = OutboxRelay(
+        database,
+        bus,
+        batch_size=settings.relay_batch_size,
+        idle_poll_s=settings.relay_idle_poll_s,
+        max_backoff_s=settings.relay_max_backoff_s,
+        retention_s=settings.outbox_retention_s,
+    )
+    relay.start()
+    # Registered last so it runs first on shutdown: flush the outbox while the bus is still up.
+    stack.push_async_callback(relay.stop)
+    return Runtime(
+        settings=settings, database=database, bus=bus, topics=topics, relay=relay, redis=redis
+    )
+
+
+def _redis_client(settings: Settings) -> Any | None:
+    if settings.redis_url is None:
+        return None
+    from redis.asyncio import Redis
+
+    return Redis.from_url(
+        settings.redis_url,
+        socket_connect_timeout=settings.health_probe_timeout_s,
+        socket_timeout=settings.health_probe_timeout_s,
+        health_check_interval=30,
+    )
+
+
+async def _metrics() -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

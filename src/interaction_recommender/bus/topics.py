@@ -1,0 +1,34 @@
+"""The platform's topic names (see docs/topics.md for each message schema)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["Topics"]
+
+
+@dataclass(frozen=True)
+class Topics:
+    """Real topic names, after the configured prefix."""
+
+    interaction_events: str
+    processed_features: str
+    model_feedback: str
+    interaction_events_dlq: str
+
+    @classmethod
+    def with_prefix(cls, prefix: str) -> Topics:
+        return cls(
+            interaction_events=f"{prefix}interaction_events",
+            processed_features=f"{prefix}processed_features",
+            model_feedback=f"{prefix}model_feedback",
+            interaction_events_dlq=f"{prefix}interaction_events_dlq",
+        )
+
+    def all(self) -> list[str]:
+        return [
+            self.interaction_events,
+            self.processed_features,
+            self.model_feedback,
+            self.interaction_events_dlq,
+        ]

@@ -1,0 +1,153 @@
+"""One probe per component, all run concurrently, each bounded by a timeout.
+
+Statuses: healthy | degraded | unhealthy | disabled. Overall = the worst enabled component.
+`unhealthy` is reserved for "cannot take events" (the database); a broken bus, cache or consumer
+degrades the service. The Java callers treat anything but `healthy` as down, so `degraded` is only
+reported when something is really wrong.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal
+
+from interaction_recommender.bus.base import Bus, BusError
+from interaction_recommender.outbox import OutboxRelay, OutboxRepository
+from interaction_recommender.storage import Database, head_revision
+from interaction_recommender.storage.migrate import current_revision
+
+__all__ = ["ComponentHealth", "HealthChecker", "Status"]
+
+Status = Literal["healthy", "degraded", "unhealthy", "disabled"]
+_RANK: dict[str, int] = {"disabled": -1, "healthy": 0, "degraded": 1, "unhealthy": 2}
+COMPONENTS = ("database", "redis", "kafka", "outbox", "model", "consumers")
+
+
+@dataclass(frozen=True)
+class ComponentHealth:
+    status: Status
+    latency_ms: float
+    message: str
+
+
+Probe = Callable[[], Awaitable[ComponentHealth]]
+
+
+def overall(components: dict[str, ComponentHealth]) -> Literal["healthy", "degraded", "unhealthy"]:
+    worst = max((_RANK[c.status] for c in components.values()), default=0)
+    return "unhealthy" if worst == 2 else "degraded" if worst == 1 else "healthy"
+
+
+class HealthChecker:
+    def __init__(
+        self,
+        *,
+        database: Database,
+        bus: Bus,
+        relay: OutboxRelay,
+        redis: object | None,
+        timeout_s: float,
+        outbox_degraded_age_s: float,
+    ) -> None:
+        self._database = database
+        self._bus = bus
+        self._relay = relay
+        self._redis = redis
+        self._timeout_s = timeout_s
+        self._outbox_degraded_age_s = outbox_degraded_age_s
+        self._probes: dict[str, Probe] = {
+            "database": self._database_probe,
+            "redis": self._redis_probe,
+            "kafka": self._kafka_probe,
+            "outbox": self._outbox_probe,
+        }
+        self._schema_at_head = False
+
+    def register(self, name: str, probe: Probe) -> None:
+        """Later stages (model, consumers) add their own probe."""
+        self._probes[name] = probe
+
+    async def check(self) -> dict[str, ComponentHealth]:
+        names = list(self._probes)
+        results = await asyncio.gather(*(self._bounded(self._probes[n]) for n in names))
+        components = dict(zip(names, results, strict=True))
+        for name in COMPONENTS:
+            components.setdefault(name, ComponentHealth("disabled", 0.0, "not part of this build yet"))
+        return components
+
+    async def ready(self) -> tuple[bool, str]:
+        """Ready = the database answers and its schema is at the code's migration head."""
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                if not self._schema_at_head:
+                    revision = await current_revision(self._database.engine)
+                    if revision != head_revision():
+                        return False, f"schema at {revision}, code needs {head_revision()}"
+                    self._schema_at_head = True
+                await self._database.ping()
+        except Exception as exc:  # any failure means "not ready", never an error response
+            return False, f"database unavailable: {type(exc).__name__}"
+        return True, "ready"
+
+    async def _bounded(self, probe: Probe) -> ComponentHealth:
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                return await probe()
+        except TimeoutError:
+            return ComponentHealth("unhealthy", _ms(started), f"no answer within {self._timeout_s}s")
+
+    async def _database_probe(self) -> ComponentHealth:
+        try:
+            latency = await self._database.ping()
+        except Exception as exc:  # a probe reports, it never raises
+            return ComponentHealth("unhealthy", 0.0, f"unreachable: {type(exc).__name__}")
+        return ComponentHealth("healthy", round(latency, 3), self._database.dialect)
+
+    async def _redis_probe(self) -> ComponentHealth:
+        if self._redis is None:
+            return ComponentHealth("disabled", 0.0, "REDIS_URL not set: in-memory stores")
+        started = time.perf_counter()
+        try:
+            await self._redis.ping()  # type: ignore[attr-defined]
+        except Exception as exc:
+            return ComponentHealth("degraded", _ms(started), f"unreachable: {type(exc).__name__}")
+        return ComponentHealth("healthy", _ms(started), "ok")
+
+    async def _kafka_probe(self) -> ComponentHealth:
+        if self._bus.name != "kafka":
+            return ComponentHealth("disabled", 0.0, "ENABLE_KAFKA not set: in-process bus")
+        started = time.perf_counter()
+        try:
+            state = await self._bus.probe()
+        except BusError as exc:
+            return ComponentHealth("degraded", _ms(started), str(exc))
+        relay = self._relay.state
+        if relay.consecutive_failures > 0:
+            return ComponentHealth(
+                "degraded", _ms(started), f"publishing fails: {relay.last_error or 'unknown'}"
+            )
+        return ComponentHealth("healthy", _ms(started), state)
+
+    async def _outbox_probe(self) -> ComponentHealth:
+        started = time.perf_counter()
+        try:
+            async with self._database.transaction() as conn:
+                backlog, oldest = await OutboxRepository(conn).backlog()
+        except Exception as exc:
+            return ComponentHealth("degraded", _ms(started), f"unknown: {type(exc).__name__}")
+        age = (datetime.now(UTC) - oldest).total_seconds() if oldest else 0.0
+        message = f"backlog={backlog} oldestAgeS={max(age, 0.0):.1f}"
+        if not self._relay.state.running:
+            return ComponentHealth("degraded", _ms(started), "relay not running; " + message)
+        if age > self._outbox_degraded_age_s:
+            return ComponentHealth("degraded", _ms(started), "relay behind; " + message)
+        return ComponentHealth("healthy", _ms(started), message)
+
+
+def _ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 3)

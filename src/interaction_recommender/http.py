@@ -1,0 +1,176 @@
+"""The HTTP edge as one pure-ASGI middleware (cheaper than a stack of BaseHTTPMiddleware).
+
+Per request it: takes or makes a request id (echoed as X-Request-ID), refuses non-JSON bodies
+(415) and oversized bodies (413) before the app reads them, turns an unhandled exception into the
+error shape (503 with Retry-After when a dependency failed, else 500 with an error id in the log),
+records Prometheus metrics by route template, and writes one structured access-log line.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from typing import Any
+
+import structlog
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from interaction_recommender import metrics
+from interaction_recommender.errors import (
+    PayloadTooLarge,
+    ServiceError,
+    ServiceUnavailable,
+    UnsupportedMediaType,
+    error_body,
+    is_dependency_failure,
+)
+
+__all__ = ["EdgeMiddleware"]
+
+log = structlog.get_logger("interaction_recommender.http")
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+_TRACEPARENT = re.compile(r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+class _BodyTooLarge(StarletteHTTPException):
+    """An HTTPException so that FastAPI's body reader passes it through (it turns any other
+    exception raised while reading the body into a 400)."""
+
+    def __init__(self) -> None:
+        super().__init__(status_code=413)
+
+
+class EdgeMiddleware:
+    def __init__(
+        self, app: ASGIApp, *, max_body_bytes: int, max_batch_body_bytes: int, access_log: bool
+    ) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.max_batch_body_bytes = max_batch_body_bytes
+        self.access_log = access_log
+
+    def _body_limit(self, path: str) -> int:
+        # Bulk routes are the ones named ".../batch"; everything else carries one object.
+        return self.max_batch_body_bytes if path.endswith("/batch") else self.max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        started = time.perf_counter()
+        headers = _headers(scope)
+        request_id = headers.get("x-request-id", "")
+        if not _REQUEST_ID.match(request_id):
+            request_id = str(uuid.uuid4())
+        trace = headers.get("traceparent", "")
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        if _TRACEPARENT.match(trace):
+            structlog.contextvars.bind_contextvars(traceparent=trace)
+
+        status = 500
+        response_started = False
+        request_id_header = (b"x-request-id", request_id.encode())
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status, response_started
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                response_started = True
+                message["headers"] = [*message.get("headers", []), request_id_header]
+            await send(message)
+
+        limit = self._body_limit(scope["path"])
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise _BodyTooLarge()
+            return message
+
+        try:
+            refusal = _refuse_early(scope["method"], headers, limit)
+            if refusal is not None:
+                raise refusal
+            await self.app(scope, limited_receive, send_wrapper)
+        except Exception as exc:  # the one place an unhandled error becomes the error shape
+            if response_started:
+                log.exception("response_aborted")
+                raise
+            error = _as_service_error(exc)
+            error_id = str(uuid.uuid4())
+            if error.status_code >= 500:
+                log.error(
+                    "request_error",
+                    error=error.error,
+                    error_id=error_id,
+                    exc_type=type(exc).__name__,
+                    exc_info=error.status_code == 500,
+                )
+            await _send_error(send_wrapper, error, error_id)
+        finally:
+            elapsed = time.perf_counter() - started
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            method = scope["method"]
+            metrics.HTTP_REQUESTS.labels(template, method, str(status)).inc()
+            metrics.HTTP_LATENCY.labels(template, method).observe(elapsed)
+            if self.access_log:
+                log.info(
+                    "request",
+                    method=method,
+                    route=template,
+                    status=status,
+                    duration_ms=round(elapsed * 1000, 3),
+                )
+
+
+def _headers(scope: Scope) -> dict[str, str]:
+    return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+
+
+def _refuse_early(method: str, headers: dict[str, str], limit: int) -> ServiceError | None:
+    if method not in _BODY_METHODS:
+        return None
+    length_text = headers.get("content-length")
+    has_body = "transfer-encoding" in headers
+    if length_text is not None:
+        try:
+            length = int(length_text)
+        except ValueError:
+            return PayloadTooLarge("Content-Length is not a number.")
+        if length > limit:
+            return PayloadTooLarge(f"The request body is larger than {limit} bytes.")
+        has_body = has_body or length > 0
+    if has_body:
+        media_type = headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        if media_type != "application/json" and not media_type.endswith("+json"):
+            return UnsupportedMediaType()
+    return None
+
+
+def _as_service_error(exc: Exception) -> ServiceError:
+    if isinstance(exc, ServiceError):
+        return exc
+    if isinstance(exc, _BodyTooLarge):
+        return PayloadTooLarge()
+    if is_dependency_failure(exc):
+        return ServiceUnavailable("The database or another dependency is unavailable; retry later.")
+    return ServiceError()
+
+
+async def _send_error(send: Any, error: ServiceError, error_id: str) -> None:
+    body = error_body(error.error, error.message, error_id=error_id, details=error.details)
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    headers += [(k.lower().encode(), v.encode()) for k, v in error.headers.items()]
+    await send({"type": "http.response.start", "status": error.status_code, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,186 @@
+"""Outbox relay: committed outbox rows -> bus, in id order, at least once.
+
+Ordering: one relay is active at a time (an advisory transaction lock on Postgres; SQLite has one
+process), and it claims, publishes and marks a batch inside one transaction before the next batch
+is claimed. Per user, ids follow commit order because ingest transactions of one user serialize
+(events/repository.py), so each user's events reach the topic in commit order. A batch whose
+publish fails is rolled back and retried with backoff: some of its messages may then arrive twice,
+which consumers absorb (docs/topics.md). Ingestion never waits for the relay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import structlog
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential_jitter
+
+from interaction_recommender import metrics
+from interaction_recommender.bus.base import Bus, Message
+from interaction_recommender.outbox.repository import OutboxRepository
+from interaction_recommender.storage.database import Database
+
+__all__ = ["OutboxRelay", "RelayState"]
+
+log = structlog.get_logger(__name__)
+
+_GAUGE_INTERVAL_S = 1.0
+_CLEANUP_INTERVAL_S = 60.0
+
+
+@dataclass
+class RelayState:
+    running: bool = False
+    published_total: int = 0
+    consecutive_failures: int = 0
+    last_success_at: datetime | None = None
+    last_error: str | None = None
+    last_error_at: datetime | None = None
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        database: Database,
+        bus: Bus,
+        *,
+        batch_size: int,
+        idle_poll_s: float,
+        max_backoff_s: float,
+        retention_s: float,
+    ) -> None:
+        self._database = database
+        self._bus = bus
+        self._batch_size = batch_size
+        self._idle_poll_s = idle_poll_s
+        self._max_backoff_s = max_backoff_s
+        self._retention = timedelta(seconds=retention_s)
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.state = RelayState()
+
+    def notify(self) -> None:
+        """New outbox rows were committed: publish them now instead of at the next poll."""
+        self._wake.set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="outbox-relay")
+
+    async def stop(self, flush_timeout_s: float = 5.0) -> None:
+        """Stop the loop, then publish what is still pending (bounded by the timeout)."""
+        self._stopping.set()
+        self._wake.set()
+        if self._task is not None:
+            await asyncio.gather(self._task, return_exceptions=True)
+        deadline = time.monotonic() + flush_timeout_s
+        try:
+            async with asyncio.timeout(flush_timeout_s):
+                while time.monotonic() < deadline and await self.publish_once() > 0:
+                    pass
+        except Exception as exc:  # shutting down: report, never raise
+            log.warning("outbox_flush_incomplete", error=type(exc).__name__)
+
+    async def publish_once(self) -> int:
+        """Claim, publish and mark one batch in one transaction; returns how many were sent."""
+        async with self._database.transaction() as conn:
+            repo = OutboxRepository(conn)
+            if not await repo.try_become_relay():
+                return 0
+            batch = await repo.claim_batch(self._batch_size)
+            if not batch:
+                return 0
+            await self._bus.publish(
+                [Message(m.topic, m.key.encode() if m.key else None, m.payload) for m in batch]
+            )
+            await repo.mark_sent([m.id for m in batch], datetime.now(UTC))
+        metrics.OUTBOX_PUBLISHED.inc(len(batch))
+        self.state.published_total += len(batch)
+        return len(batch)
+
+    async def _run(self) -> None:
+        self.state.running = True
+        next_gauges = next_cleanup = 0.0
+        try:
+            while not self._stopping.is_set():
+                sent = await self._publish_with_retry()
+                now = time.monotonic()
+                if now >= next_gauges:
+                    next_gauges = now + _GAUGE_INTERVAL_S
+                    await self._guarded(self._update_gauges())
+                if now >= next_cleanup:
+                    next_cleanup = now + _CLEANUP_INTERVAL_S
+                    await self._guarded(self._delete_old_sent_rows())
+                if sent < self._batch_size:
+                    await self._idle()
+        finally:
+            self.state.running = False
+
+    async def _publish_with_retry(self) -> int:
+        retrying = AsyncRetrying(
+            retry=retry_if_exception_type(Exception),
+            wait=wait_exponential_jitter(initial=0.1, max=self._max_backoff_s),
+            before_sleep=self._record_failure,
+            sleep=self._interruptible_sleep,
+            reraise=True,
+        )
+        sent = 0
+        async for attempt in retrying:
+            with attempt:
+                if self._stopping.is_set():
+                    return 0
+                sent = await self.publish_once()
+        self.state.consecutive_failures = 0
+        self.state.last_success_at = datetime.now(UTC)
+        return sent
+
+    def _record_failure(self, retry_state: RetryCallState) -> None:
+        outcome = retry_state.outcome
+        exc = outcome.exception() if outcome is not None else None
+        metrics.OUTBOX_PUBLISH_FAILURES.inc()
+        self.state.consecutive_failures += 1
+        self.state.last_error = f"{type(exc).__name__}: {exc}"[:300]
+        self.state.last_error_at = datetime.now(UTC)
+        log.warning(
+            "outbox_publish_failed",
+            error=type(exc).__name__,
+            attempt=retry_state.attempt_number,
+            exc_info=exc if self.state.consecutive_failures == 1 else None,
+        )
+
+    async def _interruptible_sleep(self, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+        except TimeoutError:
+            pass
+
+    async def _idle(self) -> None:
+        try:
+            await asyncio.wait_for(self._wake.wait(), self._idle_poll_s)
+        except TimeoutError:
+            pass
+        self._wake.clear()
+
+    async def _guarded(self, work: Awaitable[object]) -> None:
+        try:
+            await work
+        except Exception as exc:  # housekeeping must never stop the relay
+            log.warning("outbox_housekeeping_failed", error=type(exc).__name__)
+
+    async def _update_gauges(self) -> None:
+        async with self._database.transaction() as conn:
+            count, oldest = await OutboxRepository(conn).backlog()
+        metrics.OUTBOX_BACKLOG.set(count)
+        age = (datetime.now(UTC) - oldest).total_seconds() if oldest else 0.0
+        metrics.OUTBOX_OLDEST_AGE.set(max(age, 0.0))
+
+    async def _delete_old_sent_rows(self) -> None:
+        cutoff = datetime.now(UTC) - self._retention
+        async with self._database.transaction() as conn:
+            deleted = await OutboxRepository(conn).delete_sent_before(cutoff)
+        if deleted:
+            log.info("outbox_sent_rows_deleted", rows=deleted)

@@ -1,0 +1,92 @@
+"""All outbox SQL."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import delete, func, insert, select, text, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from interaction_recommender.storage.tables import outbox
+
+__all__ = ["ClaimedMessage", "OutboxMessage", "OutboxRepository"]
+
+# (namespace, key) of the advisory lock that makes one relay active at a time (Postgres only).
+_RELAY_LOCK = (2, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxMessage:
+    topic: str
+    key: str | None
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedMessage:
+    id: int
+    topic: str
+    key: str | None
+    payload: bytes
+
+
+class OutboxRepository:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+        self._postgres = conn.dialect.name == "postgresql"
+
+    async def add(self, messages: Sequence[OutboxMessage], now: datetime) -> None:
+        if not messages:
+            return
+        # Rows are inserted in list order, so ids follow it: callers pass messages in the order
+        # they must be published.
+        await self._conn.execute(
+            insert(outbox),
+            [
+                {"topic": m.topic, "message_key": m.key, "payload": m.payload, "created_at": now}
+                for m in messages
+            ],
+        )
+
+    async def try_become_relay(self) -> bool:
+        """Only one relay publishes at a time (lock held until this transaction ends), so
+        batches reach the bus in id order even with many replicas. SQLite: one process."""
+        if not self._postgres:
+            return True
+        result = await self._conn.execute(
+            text("SELECT pg_try_advisory_xact_lock(:ns, :key)"),
+            {"ns": _RELAY_LOCK[0], "key": _RELAY_LOCK[1]},
+        )
+        return bool(result.scalar_one())
+
+    async def claim_batch(self, limit: int) -> list[ClaimedMessage]:
+        query = (
+            select(outbox.c.id, outbox.c.topic, outbox.c.message_key, outbox.c.payload)
+            .where(outbox.c.sent_at.is_(None))
+            .order_by(outbox.c.id)
+            .limit(limit)
+        )
+        if self._postgres:
+            query = query.with_for_update(skip_locked=True)
+        rows = (await self._conn.execute(query)).all()
+        return [ClaimedMessage(r.id, r.topic, r.message_key, r.payload) for r in rows]
+
+    async def mark_sent(self, ids: Sequence[int], now: datetime) -> None:
+        await self._conn.execute(update(outbox).where(outbox.c.id.in_(ids)).values(sent_at=now))
+
+    async def delete_sent_before(self, cutoff: datetime) -> int:
+        result = await self._conn.execute(
+            delete(outbox).where(outbox.c.sent_at.is_not(None), outbox.c.sent_at < cutoff)
+        )
+        return int(result.rowcount or 0)
+
+    async def backlog(self) -> tuple[int, datetime | None]:
+        """Unsent rows and the creation time of the oldest one."""
+        row = (
+            await self._conn.execute(
+                select(func.count(), func.min(outbox.c.created_at)).where(outbox.c.sent_at.is_(None))
+            )
+        ).one()
+        return int(row[0]), row[1]

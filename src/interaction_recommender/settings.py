@@ -1,0 +1,175 @@
+"""One settings class, read from the environment with the platform's names.
+
+With nothing set, the service runs in the embedded mode: SQLite under ``DATA_DIR``, the in-process
+bus and in-memory stores. Each real service is selected on its own by its variable.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+__all__ = ["Settings"]
+
+_MIN_TOKEN_LENGTH = 16
+
+
+class Settings(BaseSettings):
+    """Every knob of the service. Environment variable = field name in upper case."""
+
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False)
+
+    # --- Where things live -------------------------------------------------------------------
+    data_dir: Path = Field(
+        default=Path("var"),
+        description="Embedded-mode state: the SQLite database and the default model path.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="postgresql+asyncpg://... selects Postgres; unset = SQLite under DATA_DIR.",
+    )
+    redis_url: str | None = Field(
+        default=None, description="redis://... selects Redis; unset = in-memory stores."
+    )
+    enable_kafka: bool = Field(
+        default=False, description="true = Kafka at KAFKA_BOOTSTRAP_SERVERS; false = in-process bus."
+    )
+    kafka_bootstrap_servers: str = Field(default="localhost:9092")
+    kafka_topic_prefix: str = Field(
+        default="", description="Prepended to every topic name (isolates tests and tenants)."
+    )
+    kafka_topic_partitions: int = Field(default=4, ge=1, le=1024)
+    kafka_replication_factor: int = Field(default=1, ge=1, le=16)
+    kafka_request_timeout_ms: int = Field(default=5000, ge=100)
+    enable_consumers: bool = Field(
+        default=True, description="Run the feature consumer inside `serve` (the platform's default)."
+    )
+    model_path: Path | None = Field(
+        default=None, description="The model artifact; unset = DATA_DIR/models/recommender.pkl."
+    )
+
+    # --- HTTP server ------------------------------------------------------------------------
+    host: str = Field(default="127.0.0.1")
+    port: int = Field(default=8000, ge=1, le=65535)
+    access_log: bool = Field(default=True, description="One structured log line per request.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_json: bool = Field(default=True, description="JSON logs (false: human-readable console).")
+    graceful_shutdown_s: float = Field(default=20.0, ge=0)
+
+    # --- Security ---------------------------------------------------------------------------
+    api_tokens: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated bearer tokens; when set, every non-health route needs one.",
+    )
+    admin_token: str | None = Field(
+        default=None, description="Bearer token for admin routes; unset = admin routes refuse."
+    )
+
+    # --- Database ---------------------------------------------------------------------------
+    auto_migrate: bool | None = Field(
+        default=None,
+        description="Apply migrations at start; default: on for SQLite, off for Postgres "
+        "(production runs `recommender migrate` as its own step).",
+    )
+    db_pool_size: int = Field(default=10, ge=1, le=200)
+    db_max_overflow: int = Field(default=5, ge=0, le=200)
+    db_pool_timeout_s: float = Field(
+        default=2.0, gt=0, le=8, description="Wait for a pooled connection before answering 503."
+    )
+    db_connect_timeout_s: float = Field(default=3.0, gt=0, le=8)
+    db_statement_timeout_ms: int = Field(default=5000, ge=100, le=60_000)
+
+    # --- Ingestion and outbox ---------------------------------------------------------------
+    max_event_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    max_batch_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    max_batch_events: int = Field(default=1000, ge=1, le=10_000)
+    relay_batch_size: int = Field(default=500, ge=1, le=10_000)
+    relay_idle_poll_s: float = Field(default=0.2, gt=0, le=10)
+    relay_max_backoff_s: float = Field(default=10.0, gt=0)
+    outbox_retention_s: float = Field(
+        default=24 * 3600.0, ge=0, description="How long sent outbox rows are kept before deletion."
+    )
+    outbox_degraded_age_s: float = Field(
+        default=60.0, gt=0, description="Outbox health is degraded when the oldest unsent row is older."
+    )
+
+    # --- Health -----------------------------------------------------------------------------
+    health_probe_timeout_s: float = Field(default=1.0, gt=0, le=5)
+
+    @field_validator("api_tokens", mode="before")
+    @classmethod
+    def _split_tokens(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [token.strip() for token in value.split(",") if token.strip()]
+        return value
+
+    @field_validator("api_tokens")
+    @classmethod
+    def _tokens_long_enough(cls, tokens: list[str]) -> list[str]:
+        for token in tokens:
+            if len(token) < _MIN_TOKEN_LENGTH:
+                raise ValueError(f"every API token needs at least {_MIN_TOKEN_LENGTH} characters")
+        return tokens
+
+    @field_validator("admin_token")
+    @classmethod
+    def _admin_token_long_enough(cls, token: str | None) -> str | None:
+        if token is not None and token.strip() == "":
+            return None
+        if token is not None and len(token) < _MIN_TOKEN_LENGTH:
+            raise ValueError(f"ADMIN_TOKEN needs at least {_MIN_TOKEN_LENGTH} characters")
+        return token
+
+    @field_validator("database_url")
+    @classmethod
+    def _async_driver(cls, url: str | None) -> str | None:
+        """Accept the usual spellings but always run on the async drivers."""
+        if url is None or url.strip() == "":
+            return None
+        url = url.strip()
+        for plain in ("postgresql://", "postgres://", "postgresql+psycopg2://"):
+            if url.startswith(plain):
+                return "postgresql+asyncpg://" + url[len(plain) :]
+        if url.startswith("sqlite://"):
+            return "sqlite+aiosqlite://" + url[len("sqlite://") :]
+        if not url.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite://")):
+            raise ValueError("DATABASE_URL must be a postgresql:// or sqlite:// URL")
+        return url
+
+    @field_validator("redis_url")
+    @classmethod
+    def _empty_redis_is_unset(cls, url: str | None) -> str | None:
+        return None if url is None or url.strip() == "" else url.strip()
+
+    @model_validator(mode="after")
+    def _batch_limit_covers_single_event(self) -> Settings:
+        if self.max_batch_body_bytes < self.max_event_body_bytes:
+            raise ValueError("MAX_BATCH_BODY_BYTES must be at least MAX_EVENT_BODY_BYTES")
+        return self
+
+    # --- Derived values ---------------------------------------------------------------------
+    @property
+    def embedded_database(self) -> bool:
+        return self.database_url is None
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url is not None:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'recommender.db').resolve()}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.effective_database_url.startswith("sqlite")
+
+    @property
+    def effective_model_path(self) -> Path:
+        return self.model_path or self.data_dir / "models" / "recommender.pkl"
+
+    @property
+    def migrate_on_start(self) -> bool:
+        return self.is_sqlite if self.auto_migrate is None else self.auto_migrate
+
