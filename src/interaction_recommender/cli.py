@@ -21,7 +21,7 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (env HOST).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (env PORT).")] = None,
 ) -> None:
-    """Run the HTTP service (embedded mode when DATABASE_URL, REDIS_URL and ENABLE_KAFKA are unset)."""
+    """Run the HTTP service (embedded mode when DATABASE_URL, REDIS_URL, ENABLE_KAFKA are unset)."""
     import uvicorn
 
     from interaction_recommender.app import create_app

@@ -177,7 +177,9 @@ def install_error_handlers(app: FastAPI) -> None:
         assert isinstance(exc, ServiceError)
         error_id = str(uuid.uuid4())
         if exc.status_code >= 500:
-            log.warning("request_failed", error=exc.error, error_id=error_id, status=exc.status_code)
+            log.warning(
+                "request_failed", error=exc.error, error_id=error_id, status=exc.status_code
+            )
         return error_response(exc, error_id)
 
     async def on_validation_error(_: Request, exc: Exception) -> Response:

@@ -15,16 +15,19 @@ __all__ = [
 ]
 
 HTTP_REQUESTS = Counter(
-    "http_requests_total", "HTTP requests by route template, method and status.",
+    "http_requests_total",
+    "HTTP requests by route template, method and status.",
     ["route", "method", "status"],
 )
 HTTP_LATENCY = Histogram(
-    "http_request_duration_seconds", "HTTP request latency by route template.",
+    "http_request_duration_seconds",
+    "HTTP request latency by route template.",
     ["route", "method"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 EVENTS = Counter(
-    "ingested_events_total", "Events received, by type and outcome (accepted|duplicate|rejected).",
+    "ingested_events_total",
+    "Events received, by type and outcome (accepted|duplicate|rejected).",
     ["type", "status"],
 )
 OUTBOX_BACKLOG = Gauge("outbox_backlog", "Outbox rows committed but not yet published.")

@@ -31,11 +31,17 @@ class Settings(BaseSettings):
         default=None,
         description="postgresql+asyncpg://... selects Postgres; unset = SQLite under DATA_DIR.",
     )
+    database_schema: str | None = Field(
+        default=None,
+        pattern=r"^[a-z_][a-z0-9_]{0,62}$",
+        description="Postgres schema to use (search_path); unset = the role's default.",
+    )
     redis_url: str | None = Field(
         default=None, description="redis://... selects Redis; unset = in-memory stores."
     )
     enable_kafka: bool = Field(
-        default=False, description="true = Kafka at KAFKA_BOOTSTRAP_SERVERS; false = in-process bus."
+        default=False,
+        description="true = Kafka at KAFKA_BOOTSTRAP_SERVERS; false = in-process bus.",
     )
     kafka_bootstrap_servers: str = Field(default="localhost:9092")
     kafka_topic_prefix: str = Field(
@@ -45,7 +51,8 @@ class Settings(BaseSettings):
     kafka_replication_factor: int = Field(default=1, ge=1, le=16)
     kafka_request_timeout_ms: int = Field(default=5000, ge=100)
     enable_consumers: bool = Field(
-        default=True, description="Run the feature consumer inside `serve` (the platform's default)."
+        default=True,
+        description="Run the feature consumer inside `serve` (the platform's default).",
     )
     model_path: Path | None = Field(
         default=None, description="The model artifact; unset = DATA_DIR/models/recommender.pkl."
@@ -93,7 +100,9 @@ class Settings(BaseSettings):
         default=24 * 3600.0, ge=0, description="How long sent outbox rows are kept before deletion."
     )
     outbox_degraded_age_s: float = Field(
-        default=60.0, gt=0, description="Outbox health is degraded when the oldest unsent row is older."
+        default=60.0,
+        gt=0,
+        description="Outbox health is degraded when the oldest unsent row is older.",
     )
 
     # --- Health -----------------------------------------------------------------------------
@@ -172,4 +181,3 @@ class Settings(BaseSettings):
     @property
     def migrate_on_start(self) -> bool:
         return self.is_sqlite if self.auto_migrate is None else self.auto_migrate
-

@@ -17,10 +17,10 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 __all__ = [
-    "Instant",
-    "JsonObject",
     "FreeText",
     "Identifier",
+    "Instant",
+    "JsonObject",
     "Label",
     "UtcTimestamp",
     "WireModel",

@@ -4,6 +4,7 @@ or later never stops the service; the outbox keeps the messages until a publish 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Sequence
 
 import structlog
@@ -83,18 +84,19 @@ class KafkaBus:
             return producer
 
     async def _ensure_topics(self) -> None:
-        admin = AIOKafkaAdminClient(bootstrap_servers=self._servers, request_timeout_ms=self._timeout_ms)
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=self._servers, request_timeout_ms=self._timeout_ms
+        )
         await admin.start()
         try:
             existing = set(await admin.list_topics())
             missing = [t for t in self._topics if t not in existing]
             if missing:
-                try:
+                # Another replica may create them first.
+                with contextlib.suppress(TopicAlreadyExistsError):
                     await admin.create_topics(
                         [NewTopic(t, self._partitions, self._replication) for t in missing]
                     )
-                except TopicAlreadyExistsError:
-                    pass  # another replica created it first
                 log.info("kafka_topics_created", topics=missing, partitions=self._partitions)
         finally:
             await admin.close()
@@ -103,9 +105,7 @@ class KafkaBus:
         producer = await self._connected()
         try:
             async with asyncio.timeout(self._timeout_s * 2):
-                futures = [
-                    await producer.send(m.topic, m.value, key=m.key) for m in messages
-                ]
+                futures = [await producer.send(m.topic, m.value, key=m.key) for m in messages]
                 results = await asyncio.gather(*futures, return_exceptions=True)
         except (KafkaError, TimeoutError, OSError) as exc:
             raise BusError(f"publish failed: {type(exc).__name__}") from exc
@@ -127,7 +127,5 @@ class KafkaBus:
 
 
 async def _quietly_stop(producer: AIOKafkaProducer) -> None:
-    try:
+    with contextlib.suppress(KafkaError, TimeoutError, OSError):
         await asyncio.wait_for(producer.stop(), 2)
-    except (KafkaError, TimeoutError, OSError):
-        pass

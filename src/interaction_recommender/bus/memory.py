@@ -65,7 +65,10 @@ class MemoryBus:
         """Messages from ``offset`` (clamped to the oldest kept); returns the next offset."""
         log = self._log(topic)
         start = max(offset, log.base_offset)
-        items = [log.messages[i - log.base_offset] for i in range(start, min(start + limit, log.end_offset))]
+        items = [
+            log.messages[i - log.base_offset]
+            for i in range(start, min(start + limit, log.end_offset))
+        ]
         return start + len(items), items
 
     async def wait_for(self, topic: str, offset: int, timeout: float) -> None:

@@ -104,7 +104,7 @@ def _parse_item(raw: Any) -> NewEvent | str:
         return "each event must be a JSON object"
     type_name = raw.get("type")
     try:
-        event_type = EventType(type_name.lower() if isinstance(type_name, str) else type_name)
+        event_type = EventType(str(type_name).lower())
     except ValueError:
         return "type must be one of: watch, search, rating, favorite"
     try:

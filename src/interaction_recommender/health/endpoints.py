@@ -34,7 +34,9 @@ def _checker(request: Request) -> HealthChecker:
     return checker
 
 
-def _render(status: Literal["healthy", "degraded", "unhealthy"], components: dict[str, ComponentHealth]) -> Response:
+def _render(
+    status: Literal["healthy", "degraded", "unhealthy"], components: dict[str, ComponentHealth]
+) -> Response:
     body = HealthResponse(
         status=status,
         version=__version__,
@@ -56,7 +58,9 @@ _RESPONSES: dict[int | str, dict[str, object]] = {
 }
 
 
-@router.get("/health", response_model=HealthResponse, responses=_RESPONSES, summary="Full health check")
+@router.get(
+    "/health", response_model=HealthResponse, responses=_RESPONSES, summary="Full health check"
+)
 async def health(request: Request) -> Response:
     components = await _checker(request).check()
     return _render(overall(components), components)

@@ -35,6 +35,7 @@ class ComponentHealth:
 
 
 Probe = Callable[[], Awaitable[ComponentHealth]]
+_NOT_BUILT = ComponentHealth("disabled", 0.0, "not part of this build yet")
 
 
 def overall(components: dict[str, ComponentHealth]) -> Literal["healthy", "degraded", "unhealthy"]:
@@ -76,7 +77,9 @@ class HealthChecker:
         results = await asyncio.gather(*(self._bounded(self._probes[n]) for n in names))
         components = dict(zip(names, results, strict=True))
         for name in COMPONENTS:
-            components.setdefault(name, ComponentHealth("disabled", 0.0, "not part of this build yet"))
+            components.setdefault(
+                name, ComponentHealth("disabled", 0.0, "not part of this build yet")
+            )
         return components
 
     async def ready(self) -> tuple[bool, str]:
@@ -99,7 +102,9 @@ class HealthChecker:
             async with asyncio.timeout(self._timeout_s):
                 return await probe()
         except TimeoutError:
-            return ComponentHealth("unhealthy", _ms(started), f"no answer within {self._timeout_s}s")
+            return ComponentHealth(
+                "unhealthy", _ms(started), f"no answer within {self._timeout_s}s"
+            )
 
     async def _database_probe(self) -> ComponentHealth:
         try:

@@ -11,13 +11,20 @@ which consumers absorb (docs/topics.md). Ingestion never waits for the relay.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import structlog
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential_jitter
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    wait_exponential,
+    wait_random,
+)
 
 from interaction_recommender import metrics
 from interaction_recommender.bus.base import Bus, Message
@@ -104,26 +111,34 @@ class OutboxRelay:
 
     async def _run(self) -> None:
         self.state.running = True
-        next_gauges = next_cleanup = 0.0
         try:
             while not self._stopping.is_set():
-                sent = await self._publish_with_retry()
-                now = time.monotonic()
-                if now >= next_gauges:
-                    next_gauges = now + _GAUGE_INTERVAL_S
-                    await self._guarded(self._update_gauges())
-                if now >= next_cleanup:
-                    next_cleanup = now + _CLEANUP_INTERVAL_S
-                    await self._guarded(self._delete_old_sent_rows())
-                if sent < self._batch_size:
-                    await self._idle()
+                try:
+                    await self._loop()
+                except Exception:  # a bug must not silently stop publishing: log, restart
+                    log.exception("outbox_relay_crashed")
+                    await self._interruptible_sleep(1.0)
         finally:
             self.state.running = False
+
+    async def _loop(self) -> None:
+        next_gauges = next_cleanup = 0.0
+        while not self._stopping.is_set():
+            sent = await self._publish_with_retry()
+            now = time.monotonic()
+            if now >= next_gauges:
+                next_gauges = now + _GAUGE_INTERVAL_S
+                await self._guarded(self._update_gauges())
+            if now >= next_cleanup:
+                next_cleanup = now + _CLEANUP_INTERVAL_S
+                await self._guarded(self._delete_old_sent_rows())
+            if sent < self._batch_size:
+                await self._idle()
 
     async def _publish_with_retry(self) -> int:
         retrying = AsyncRetrying(
             retry=retry_if_exception_type(Exception),
-            wait=wait_exponential_jitter(initial=0.1, max=self._max_backoff_s),
+            wait=wait_exponential(multiplier=0.1, max=self._max_backoff_s) + wait_random(0, 0.2),
             before_sleep=self._record_failure,
             sleep=self._interruptible_sleep,
             reraise=True,
@@ -153,16 +168,12 @@ class OutboxRelay:
         )
 
     async def _interruptible_sleep(self, seconds: float) -> None:
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), seconds)
-        except TimeoutError:
-            pass
 
     async def _idle(self) -> None:
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), self._idle_poll_s)
-        except TimeoutError:
-            pass
         self._wake.clear()
 
     async def _guarded(self, work: Awaitable[object]) -> None:

@@ -86,7 +86,9 @@ class OutboxRepository:
         """Unsent rows and the creation time of the oldest one."""
         row = (
             await self._conn.execute(
-                select(func.count(), func.min(outbox.c.created_at)).where(outbox.c.sent_at.is_(None))
+                select(func.count(), func.min(outbox.c.created_at)).where(
+                    outbox.c.sent_at.is_(None)
+                )
             )
         ).one()
         return int(row[0]), row[1]

@@ -60,6 +60,11 @@ class Database:
                         "statement_timeout": str(settings.db_statement_timeout_ms),
                         # A transaction left open by a hung task must not hold locks for ever.
                         "idle_in_transaction_session_timeout": "30000",
+                        **(
+                            {"search_path": settings.database_schema}
+                            if settings.database_schema
+                            else {}
+                        ),
                     },
                 },
                 **common,
