@@ -18,14 +18,12 @@ from interaction_recommender.errors import install_error_handlers
 from interaction_recommender.events.endpoints import router as events_router
 from interaction_recommender.health import HealthChecker
 from interaction_recommender.health.endpoints import router as health_router
-from interaction_recommender.http import EdgeMiddleware
+from interaction_recommender.http import API_PREFIX, EdgeMiddleware
 from interaction_recommender.outbox import OutboxRelay
 from interaction_recommender.settings import Settings
 from interaction_recommender.storage import Database, migrate
 
-__all__ = ["API_PREFIX", "create_app"]
-
-API_PREFIX = "/api/v1"
+__all__ = ["create_app"]
 
 log = structlog.get_logger(__name__)
 

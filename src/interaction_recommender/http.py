@@ -27,7 +27,9 @@ from interaction_recommender.errors import (
     is_dependency_failure,
 )
 
-__all__ = ["EdgeMiddleware"]
+__all__ = ["API_PREFIX", "EdgeMiddleware"]
+
+API_PREFIX = "/api/v1"
 
 log = structlog.get_logger("interaction_recommender.http")
 
@@ -120,7 +122,8 @@ class EdgeMiddleware:
         finally:
             elapsed = time.perf_counter() - started
             route = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
+            # The handler's template without the /api/v1 prefix: both spellings share a handler.
+            template = (getattr(route, "path", None) or "unmatched").removeprefix(API_PREFIX)
             method = scope["method"]
             metrics.HTTP_REQUESTS.labels(template, method, str(status)).inc()
             metrics.HTTP_LATENCY.labels(template, method).observe(elapsed)

@@ -36,6 +36,7 @@ class ComponentHealth:
 
 Probe = Callable[[], Awaitable[ComponentHealth]]
 _NOT_BUILT = ComponentHealth("disabled", 0.0, "not part of this build yet")
+_NOT_BUILT = ComponentHealth("disabled", 0.0, "not part of this build yet")
 
 
 def overall(components: dict[str, ComponentHealth]) -> Literal["healthy", "degraded", "unhealthy"]:
@@ -74,12 +75,10 @@ class HealthChecker:
 
     async def check(self) -> dict[str, ComponentHealth]:
         names = list(self._probes)
-        results = await asyncio.gather(*(self._bounded(self._probes[n]) for n in names))
+        results = await asyncio.gather(*(self._bounded(n, self._probes[n]) for n in names))
         components = dict(zip(names, results, strict=True))
         for name in COMPONENTS:
-            components.setdefault(
-                name, ComponentHealth("disabled", 0.0, "not part of this build yet")
-            )
+            components.setdefault(name, _NOT_BUILT)
         return components
 
     async def ready(self) -> tuple[bool, str]:
@@ -96,15 +95,15 @@ class HealthChecker:
             return False, f"database unavailable: {type(exc).__name__}"
         return True, "ready"
 
-    async def _bounded(self, probe: Probe) -> ComponentHealth:
+    async def _bounded(self, name: str, probe: Probe) -> ComponentHealth:
         started = time.perf_counter()
         try:
             async with asyncio.timeout(self._timeout_s):
                 return await probe()
         except TimeoutError:
-            return ComponentHealth(
-                "unhealthy", _ms(started), f"no answer within {self._timeout_s}s"
-            )
+            # Only a database that does not answer stops ingestion; anything else degrades.
+            status: Status = "unhealthy" if name == "database" else "degraded"
+            return ComponentHealth(status, _ms(started), f"no answer within {self._timeout_s}s")
 
     async def _database_probe(self) -> ComponentHealth:
         try:

@@ -1,0 +1,41 @@
+"""Migrations run on both databases and are safe when two replicas start at once."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from sqlalchemy import inspect
+
+from interaction_recommender.storage import Database, head_revision, migrate
+from interaction_recommender.storage.migrate import current_revision
+from tests.fixtures.app import embedded_settings
+from tests.fixtures.services import pg_base_url
+
+
+async def _tables(database: Database) -> set[str]:
+    async with database.engine.connect() as conn:
+        return set(await conn.run_sync(lambda c: inspect(c).get_table_names()))
+
+
+async def test_two_concurrent_migrations_on_postgres(tmp_path: Path, pg_schema: str) -> None:
+    settings = embedded_settings(tmp_path, database_url=pg_base_url(), database_schema=pg_schema)
+    first, second = Database(settings), Database(settings)
+    try:
+        await asyncio.gather(migrate(first.engine), migrate(second.engine))
+        assert await current_revision(first.engine) == head_revision()
+        assert {"raw_events", "outbox", "alembic_version"} <= await _tables(first)
+    finally:
+        await first.dispose()
+        await second.dispose()
+
+
+async def test_migrations_on_sqlite_are_idempotent(tmp_path: Path) -> None:
+    database = Database(embedded_settings(tmp_path))
+    try:
+        await migrate(database.engine)
+        await migrate(database.engine)
+        assert await current_revision(database.engine) == head_revision()
+        assert {"raw_events", "outbox"} <= await _tables(database)
+    finally:
+        await database.dispose()

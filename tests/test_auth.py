@@ -1,0 +1,106 @@
+"""Bearer tokens: optional for the API, required for admin routes, never for health/metrics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import Depends, FastAPI
+from pydantic import ValidationError
+
+from interaction_recommender.deps import require_admin
+from interaction_recommender.errors import install_error_handlers
+from interaction_recommender.settings import Settings
+from tests.fixtures.app import embedded_settings, run_service
+from tests.fixtures.contract import assert_error_shape
+from tests.fixtures.factories import event_payload
+
+API_TOKEN = "api-token-0123456789"
+ADMIN_TOKEN = "admin-token-0123456789"
+
+
+@pytest.fixture
+async def guarded(tmp_path: Path):  # type: ignore[no-untyped-def]
+    settings = embedded_settings(tmp_path, api_tokens=API_TOKEN, admin_token=ADMIN_TOKEN)
+    async with run_service(settings) as service:
+        yield service.client
+
+
+@pytest.mark.parametrize("path", ["/api/v1/events/watch", "/events/watch"])
+@pytest.mark.parametrize(
+    "authorization", [None, "Bearer wrong-token-0123456789", f"Basic {API_TOKEN}", "Bearer "]
+)
+async def test_api_routes_refuse_missing_or_wrong_tokens(
+    guarded: httpx.AsyncClient, path: str, authorization: str | None
+) -> None:
+    headers = {"Authorization": authorization} if authorization else {}
+    response = await guarded.post(path, json=event_payload(), headers=headers)
+
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == "Bearer"
+    assert_error_shape(response.json())
+
+
+@pytest.mark.parametrize("token", [API_TOKEN, ADMIN_TOKEN])
+async def test_api_routes_accept_a_valid_token(guarded: httpx.AsyncClient, token: str) -> None:
+    response = await guarded.post(
+        "/events/watch", json=event_payload(), headers={"Authorization": f"Bearer {token}"}
+    )
+
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize(
+    "path", ["/health", "/api/v1/health", "/health/live", "/api/v1/health/ready", "/metrics"]
+)
+async def test_health_and_metrics_need_no_token(guarded: httpx.AsyncClient, path: str) -> None:
+    assert (await guarded.get(path)).status_code == 200
+
+
+def test_short_tokens_are_refused() -> None:
+    with pytest.raises(ValidationError):
+        Settings(api_tokens="short")
+    with pytest.raises(ValidationError):
+        Settings(admin_token="short")
+
+
+async def _admin_probe(settings: Settings, authorization: str | None) -> httpx.Response:
+    """require_admin on a one-route app (admin routes themselves arrive with later stages)."""
+    app = FastAPI()
+    install_error_handlers(app)
+
+    class _Runtime:
+        pass
+
+    runtime = _Runtime()
+    runtime.settings = settings  # type: ignore[attr-defined]
+    app.state.runtime = runtime
+
+    @app.post("/admin/thing", dependencies=[Depends(require_admin)])
+    async def thing() -> dict[str, str]:
+        return {"ok": "yes"}
+
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        headers = {"Authorization": authorization} if authorization else {}
+        return await client.post("/admin/thing", headers=headers)
+
+
+@pytest.mark.parametrize(
+    ("admin_token", "authorization", "status"),
+    [
+        (None, f"Bearer {ADMIN_TOKEN}", 403),  # admin routes refuse when ADMIN_TOKEN is unset
+        (ADMIN_TOKEN, None, 401),
+        (ADMIN_TOKEN, f"Bearer {API_TOKEN}", 403),
+        (ADMIN_TOKEN, f"Bearer {ADMIN_TOKEN}", 200),
+    ],
+)
+async def test_admin_routes(
+    admin_token: str | None, authorization: str | None, status: int
+) -> None:
+    response = await _admin_probe(Settings(admin_token=admin_token), authorization)
+
+    assert response.status_code == status
+    if status != 200:
+        assert_error_shape(response.json())
