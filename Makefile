@@ -1,0 +1,43 @@
+# Two commands matter (README): `make run` and `make test`. Everything else is a helper.
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+CHECKED_SOURCES := src tests bench
+
+.PHONY: run test lint typecheck check bench-ingest clean
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# One stamp per extra: `make run` installs only what the service needs.
+$(VENV)/.installed-run: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	@touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[test,bench]'
+	@touch $@ $(VENV)/.installed-run
+
+## run: the service in the embedded mode (SQLite, in-process bus) on http://127.0.0.1:8000
+run: $(VENV)/.installed-run
+	$(BIN)/recommender serve
+
+## test: lint, types and the whole test suite (needs local Postgres and Redis, see README)
+test: $(VENV)/.installed-test lint typecheck
+	$(BIN)/pytest
+
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check $(CHECKED_SOURCES)
+	$(BIN)/ruff format --check $(CHECKED_SOURCES)
+
+typecheck: $(VENV)/.installed-test
+	$(BIN)/mypy
+
+## bench-ingest: HTTP ingest throughput vs a bare FastAPI endpoint (writes docs/benchmarks.md)
+bench-ingest: $(VENV)/.installed-test
+	$(BIN)/python bench/ingest.py --write docs/benchmarks.md
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache var
