@@ -137,3 +137,28 @@ async def _wait_for_health(
         if condition(body) or time.monotonic() > deadline:
             return body
         await asyncio.sleep(0.3)
+
+
+async def test_exhausted_pool_answers_503_quickly(
+    tmp_path: Path, pg_schema: str, redis_url: str, kafka_broker: KafkaBroker
+) -> None:
+    settings = platform_settings(
+        tmp_path,
+        pg_schema,
+        redis_url,
+        kafka_broker,
+        db_pool_size=1,
+        db_max_overflow=0,
+        db_pool_timeout_s=0.5,
+    )
+    async with run_service(settings) as service:
+        await service.runtime.relay.stop()  # the relay would compete for the one connection
+        async with service.runtime.database.engine.connect():  # hold the only connection
+            started = time.monotonic()
+            response = await service.client.post("/api/v1/events/watch", json=event_payload())
+            elapsed = time.monotonic() - started
+
+    assert response.status_code == 503
+    assert "retry-after" in response.headers
+    assert_error_shape(response.json())
+    assert elapsed < 5
