@@ -9,12 +9,7 @@ eventId the client was answered, and every such event must have reached Kafka (a
 from __future__ import annotations
 
 import asyncio
-import os
 import random
-import signal
-import socket
-import subprocess
-import sys
 import time
 import uuid
 from collections import defaultdict
@@ -28,7 +23,8 @@ import pytest
 
 from tests.fixtures.bus import _read_kafka
 from tests.fixtures.factories import event_payload
-from tests.fixtures.services import KafkaBroker, free_port, pg_base_url
+from tests.fixtures.server import ServerProcess, platform_env, server_port
+from tests.fixtures.services import KafkaBroker, pg_base_url
 
 pytestmark = [pytest.mark.slow, pytest.mark.kafka, pytest.mark.timeout(180)]
 
@@ -39,127 +35,9 @@ MOVIES = 500
 WORKERS = 16
 KILL_AFTER_ANSWERED = 600
 
-READY_TIMEOUT_S = 30.0  # one start, migrations and Kafka connection included
-EXIT_TIMEOUT_S = 10.0  # a SIGKILLed process is reaped
-STOP_TIMEOUT_S = 15.0  # SIGTERM -> exit (GRACEFUL_SHUTDOWN_S=5 plus the relay's flush)
 LOAD_DEADLINE_S = 45.0  # every event answered 2xx, the crash and the restart included
 KAFKA_TIMEOUT_S = 20.0
 REQUEST_TIMEOUT = httpx.Timeout(5.0, connect=1.0)
-LOG_TAIL_LINES = 80
-
-
-# --- the server process ---------------------------------------------------------------------------
-def _server_port() -> int:
-    """A free port outside the kernel's ephemeral range, so that no outgoing connection (the
-    client's own retries included) can take it while the server is down between kill and restart."""
-    try:
-        low, _ = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
-    except (OSError, ValueError):
-        return free_port()
-    if low <= 11000:
-        return free_port()
-    rng = random.Random()
-    for _ in range(200):
-        port = rng.randrange(max(10000, low - 12000), low)
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    return free_port()
-
-
-def _server_command(port: int) -> list[str]:
-    script = Path(sys.executable).with_name("recommender")
-    if script.exists():
-        return [str(script), "serve", "--host", "127.0.0.1", "--port", str(port)]
-    module = [sys.executable, "-m", "interaction_recommender.cli"]
-    return [*module, "serve", "--host", "127.0.0.1", "--port", str(port)]
-
-
-class ServerProcess:
-    """`recommender serve` as a subprocess; both runs append to one log file."""
-
-    def __init__(self, port: int, env: dict[str, str], log_path: Path) -> None:
-        self.port = port
-        self.base_url = f"http://127.0.0.1:{port}"
-        self._env = env
-        self._log_path = log_path
-        self._process: subprocess.Popen[bytes] | None = None
-        self.starts = 0
-
-    @property
-    def running(self) -> bool:
-        return self._process is not None and self._process.poll() is None
-
-    def start(self) -> None:
-        assert not self.running, "the previous server process is still running"
-        self.starts += 1
-        with self._log_path.open("ab") as log:
-            log.write(f"\n===== start #{self.starts} on port {self.port} =====\n".encode())
-            log.flush()
-            self._process = subprocess.Popen(
-                _server_command(self.port),
-                env=self._env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-
-    async def wait_ready(self, client: httpx.AsyncClient) -> float:
-        """Seconds until GET /health/ready answered 200; fails if the process exits first."""
-        assert self._process is not None
-        started = time.monotonic()
-        last = "no answer yet"
-        while time.monotonic() - started < READY_TIMEOUT_S:
-            code = self._process.poll()
-            if code is not None:
-                pytest.fail(f"server start #{self.starts} exited with code {code} before ready")
-            try:
-                response = await client.get(f"{self.base_url}/health/ready", timeout=1.0)
-            except httpx.HTTPError as exc:
-                last = f"{type(exc).__name__}: {exc}"
-            else:
-                if response.status_code == 200:
-                    return time.monotonic() - started
-                last = f"HTTP {response.status_code}: {response.text[:300]}"
-            await asyncio.sleep(0.1)
-        pytest.fail(f"server start #{self.starts} not ready within {READY_TIMEOUT_S}s ({last})")
-
-    async def kill(self) -> None:
-        """SIGKILL: no shutdown hook runs, in-flight requests and transactions are cut."""
-        assert self._process is not None and self.running, "the server died before the kill"
-        self._process.send_signal(signal.SIGKILL)
-        if not await self._wait_exit(EXIT_TIMEOUT_S):
-            pytest.fail(f"the server did not exit within {EXIT_TIMEOUT_S}s of SIGKILL")
-
-    async def stop(self) -> None:
-        """SIGTERM, wait for a clean exit, SIGKILL if it does not come. Never raises."""
-        if self._process is None or self._process.poll() is not None:
-            return
-        self._process.send_signal(signal.SIGTERM)
-        if await self._wait_exit(STOP_TIMEOUT_S):
-            return
-        print(f"server ignored SIGTERM for {STOP_TIMEOUT_S}s; killing it")
-        self._process.kill()
-        await self._wait_exit(EXIT_TIMEOUT_S)
-
-    async def _wait_exit(self, timeout: float) -> bool:
-        assert self._process is not None
-        deadline = time.monotonic() + timeout
-        while self._process.poll() is None:
-            if time.monotonic() > deadline:
-                return False
-            await asyncio.sleep(0.05)
-        return True
-
-    def log_tail(self) -> str:
-        try:
-            lines = self._log_path.read_text(errors="replace").splitlines()
-        except OSError as exc:
-            return f"(no server log: {exc})"
-        return "\n".join(lines[-LOG_TAIL_LINES:])
 
 
 # --- the client -----------------------------------------------------------------------------------
@@ -298,26 +176,9 @@ async def _kafka_events(bootstrap: str, topic: str, wanted: set[str]) -> dict[st
 async def test_sigkill_under_load_loses_and_duplicates_nothing(
     pg_schema: str, kafka_broker: KafkaBroker, redis_url: str, tmp_path: Path
 ) -> None:
-    prefix = f"{pg_schema}."
-    topic = f"{prefix}interaction_events"
-    env = {
-        **os.environ,
-        "DATABASE_URL": pg_base_url(),
-        "DATABASE_SCHEMA": pg_schema,
-        "AUTO_MIGRATE": "true",
-        "ENABLE_KAFKA": "true",
-        "KAFKA_BOOTSTRAP_SERVERS": kafka_broker.bootstrap,
-        "KAFKA_TOPIC_PREFIX": prefix,
-        "REDIS_URL": redis_url,
-        "DATA_DIR": str(tmp_path / "var"),
-        "HOST": "127.0.0.1",
-        "ACCESS_LOG": "false",
-        "LOG_JSON": "false",
-        "RELAY_IDLE_POLL_S": "0.05",
-        "GRACEFUL_SHUTDOWN_S": "5",
-        "PYTHONUNBUFFERED": "1",
-    }
-    server = ServerProcess(_server_port(), env, tmp_path / "server.log")
+    topic = f"{pg_schema}.interaction_events"
+    env = platform_env(pg_schema, kafka_broker, redis_url, tmp_path)
+    server = ServerProcess(server_port(), env, tmp_path / "server.log")
     events = _make_events(seed=20250101)
     load = Load()
     passed = False
