@@ -73,6 +73,9 @@ def running_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FastAPI]:
 
 
 @schema.parametrize()
+# Not only a label: pytest 9 builds a plain item's id from its original name, which schemathesis
+# sets to the bare function name, so every operation would share one id; with a parametrize each
+# id carries the operation ("...[POST /api/v1/events/watch][sqlite]").
 @pytest.mark.parametrize("database", ["sqlite"])
 @hypothesis.settings(
     max_examples=MAX_EXAMPLES,

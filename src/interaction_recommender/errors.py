@@ -198,6 +198,17 @@ def install_error_handlers(app: FastAPI) -> None:
             422: Unprocessable,
             503: ServiceUnavailable,
         }
+        if exc.status_code == 400 and isinstance(exc.__cause__, ValueError | RecursionError):
+            # FastAPI's body reader failed to decode the JSON (not UTF-8, nested too deep, an
+            # integer too long): malformed input, a 422 like any other invalid JSON (contract.md).
+            return error_response(
+                Unprocessable(
+                    "The request body is not valid JSON.",
+                    details=[
+                        {"field": "body", "message": "JSON decode error", "type": "json_invalid"}
+                    ],
+                )
+            )
         if exc.status_code in mapped:
             return error_response(mapped[exc.status_code]())
         generic = ServiceError(str(exc.detail) if exc.status_code < 500 else None)

@@ -72,7 +72,10 @@ FreeText = Annotated[
 
 
 def _utc_in_range(value: datetime) -> datetime:
-    value = value.astimezone(UTC)
+    try:
+        value = value.astimezone(UTC)
+    except OverflowError:  # e.g. 9999-12-31T23:59:59-14:00 is past datetime.max in UTC
+        raise ValueError("timestamp must be between 1970 and 2100") from None
     if not _EARLIEST <= value < _LATEST:
         raise ValueError("timestamp must be between 1970 and 2100")
     return value
@@ -91,6 +94,7 @@ UtcTimestamp = Annotated[datetime, PlainSerializer(_iso_z, return_type=str)]
 
 _MAX_JSON_DEPTH = 4
 _MAX_JSON_ITEMS = 100
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1  # a Java long; orjson cannot write larger ints
 
 
 def check_json_value(value: Any, depth: int = 0) -> Any:
@@ -114,6 +118,8 @@ def check_json_value(value: Any, depth: int = 0) -> Any:
             check_json_value(item, depth + 1)
     elif isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
         raise ValueError("numbers must be finite")
+    elif isinstance(value, int) and not _INT64_MIN <= value <= _INT64_MAX:
+        raise ValueError("integers must fit in 64 bits")
     return value
 
 

@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+import pytest_asyncio
 from sqlalchemy import func, select
 
 from interaction_recommender.storage.tables import raw_events
-from tests.fixtures.app import Service
+from tests.fixtures.app import Service, embedded_settings, run_service
 from tests.fixtures.contract import assert_error_shape, assert_event_response
 from tests.fixtures.factories import event_payload, new_id
 
@@ -35,12 +36,13 @@ class Call:
     path: str
     method: str = "POST"
     kwargs: dict[str, Any] = field(default_factory=dict)
+    chunked: bool = False  # streamed without a Content-Length
 
 
 Build = Callable[[str], Call]  # request id -> the request carrying it (where it can)
 
 
-# --- building the requests ------------------------------------------------------------------------
+# --- building the requests -----------------------------------------------------------------------
 def _route(event_type: str) -> str:
     return f"/api/v1/events/{event_type}"
 
@@ -119,7 +121,8 @@ def streamed(path: str, total: int, chunk: int) -> Build:
                 sent += chunk
             yield b'"}'
 
-        return Call(path, kwargs={"content": chunks(), "headers": {"content-type": "application/json"}})
+        headers = {"content-type": "application/json"}
+        return Call(path, kwargs={"content": chunks(), "headers": headers}, chunked=True)
 
     return build
 
@@ -135,7 +138,7 @@ def _nested(depth: int) -> dict[str, Any]:
     return value
 
 
-# --- the table -------------------------------------------------------------------------------------
+# --- the table ---------------------------------------------------------------------------------
 def bad(case_id: str, event_type: str, changes: Changes, status: int = 422) -> Any:
     return pytest.param(changed(event_type, changes), status, id=case_id)
 
@@ -308,20 +311,35 @@ async def _rows(service: Service, request_id: str | None = None) -> int:
         return int((await conn.execute(query)).scalar_one())
 
 
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def embedded_service(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Service]:
+    """One embedded app for the whole table. Every case is refused before storage, whatever the
+    mode (a case the validation let through would be stored, a 200, in either mode), so running
+    the table once is enough; the acceptance tests below run in both modes."""
+    settings = embedded_settings(tmp_path_factory.mktemp("bad-input"))
+    async with run_service(settings) as running:
+        yield running
+
+
+@pytest.mark.asyncio(loop_scope="module")
 @pytest.mark.parametrize(("build", "status"), CASES)
 async def test_bad_input_is_refused_in_the_error_shape(
-    service: Service, build: Build, status: int
+    embedded_service: Service, build: Build, status: int
 ) -> None:
+    service = embedded_service
     request_id = new_id()
     call = build(request_id)
+    stored_before = await _rows(service)
 
     response = await service.client.request(call.method, call.path, **call.kwargs)
 
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith("application/json")
     assert_error_shape(response.json())
+    if call.chunked:  # the limit held while reading, not by the Content-Length check
+        assert "content-length" not in response.request.headers
     assert await _rows(service, request_id) == 0
-    assert await _rows(service) == 0
+    assert await _rows(service) == stored_before
 
 
 def test_the_table_is_large_enough() -> None:

@@ -83,7 +83,9 @@ async def test_unreachable_database_is_unhealthy_and_events_get_a_quick_503(
 async def test_not_ready_until_migrations_are_applied(
     tmp_path: Path, pg_schema: str, redis_url: str, kafka_broker: KafkaBroker
 ) -> None:
-    settings = platform_settings(tmp_path, pg_schema, redis_url, kafka_broker, auto_migrate=False)
+    settings = platform_settings(
+        tmp_path, pg_schema, redis_url, kafka_broker, auto_migrate=False, health_probe_timeout_s=5
+    )
     async with run_service(settings) as service:
         before = await service.client.get("/health/ready")
         database = Database(settings)
