@@ -16,6 +16,9 @@ from interaction_recommender.bus import Topics, build_bus
 from interaction_recommender.deps import Runtime, require_api_token
 from interaction_recommender.errors import install_error_handlers
 from interaction_recommender.events.endpoints import router as events_router
+from interaction_recommender.events.store import EventStore
+from interaction_recommender.events.store_postgres import PostgresEventStore
+from interaction_recommender.events.store_sql import SqlEventStore
 from interaction_recommender.health import HealthChecker
 from interaction_recommender.health.endpoints import router as health_router
 from interaction_recommender.http import API_PREFIX, EdgeMiddleware
@@ -110,10 +113,21 @@ async def _start(settings: Settings, stack: AsyncExitStack) -> Runtime:
         retention_s=settings.outbox_retention_s,
     )
     relay.start()
+    events: EventStore = (
+        PostgresEventStore(database)
+        if database.dialect == "postgresql"
+        else SqlEventStore(database)
+    )
     # Registered last so it runs first on shutdown: flush the outbox while the bus is still up.
     stack.push_async_callback(relay.stop)
     return Runtime(
-        settings=settings, database=database, bus=bus, topics=topics, relay=relay, redis=redis
+        settings=settings,
+        database=database,
+        events=events,
+        bus=bus,
+        topics=topics,
+        relay=relay,
+        redis=redis,
     )
 
 

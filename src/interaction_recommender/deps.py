@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from interaction_recommender.bus import Bus, Topics
 from interaction_recommender.errors import Forbidden, Unauthorized
+from interaction_recommender.events.store import EventStore
 from interaction_recommender.outbox import OutboxRelay
 from interaction_recommender.settings import Settings
 from interaction_recommender.storage import Database
@@ -32,6 +33,7 @@ class Runtime:
 
     settings: Settings
     database: Database
+    events: EventStore
     bus: Bus
     topics: Topics
     relay: OutboxRelay
@@ -39,7 +41,9 @@ class Runtime:
     schema_ready: bool = False
 
 
-def get_runtime(request: Request) -> Runtime:
+# Dependencies are `async def` on purpose: FastAPI runs a plain `def` one in a worker thread,
+# which cost ~18% of a single-event request's CPU (docs/benchmarks.md).
+async def get_runtime(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
 
@@ -50,7 +54,7 @@ RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 async def _transaction(request: Request) -> AsyncIterator[AsyncConnection]:
     """The request's unit of work: committed when the endpoint returns (before the response is
     sent: scope="function"), rolled back if it raises. Services never commit."""
-    runtime = get_runtime(request)
+    runtime: Runtime = request.app.state.runtime
     async with runtime.database.transaction() as conn:
         yield conn
     runtime.relay.notify()  # committed outbox rows may be waiting
@@ -75,9 +79,9 @@ def _matches(token: str, candidates: list[str]) -> bool:
     return matched
 
 
-def require_api_token(request: Request) -> None:
+async def require_api_token(request: Request) -> None:
     """When API_TOKENS is set, every non-health route needs one of them (or the admin token)."""
-    settings = get_runtime(request).settings
+    settings: Settings = request.app.state.runtime.settings
     if not settings.api_tokens:
         return
     token = _bearer(request)
@@ -86,9 +90,9 @@ def require_api_token(request: Request) -> None:
         raise Unauthorized()
 
 
-def require_admin(request: Request) -> None:
+async def require_admin(request: Request) -> None:
     """Admin routes: the ADMIN_TOKEN bearer; refused outright when ADMIN_TOKEN is unset."""
-    settings = get_runtime(request).settings
+    settings: Settings = request.app.state.runtime.settings
     if settings.admin_token is None:
         raise Forbidden("Admin routes are disabled: ADMIN_TOKEN is not set.")
     token = _bearer(request)

@@ -22,6 +22,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import asyncpg
 import orjson
 import sqlalchemy.exc
 import structlog
@@ -47,6 +48,17 @@ __all__ = [
 ]
 
 log = structlog.get_logger(__name__)
+
+# Raised by asyncpg on the ingest hot path (no SQLAlchemy wrapping there): the server is gone,
+# restarting, out of connections, too slow (statement timeout), or a deadlock victim.
+_ASYNCPG_TRANSIENT = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.QueryCanceledError,
+    asyncpg.DeadlockDetectedError,
+)
 
 
 class ServiceError(Exception):
@@ -164,6 +176,8 @@ def is_dependency_failure(exc: BaseException) -> bool:
     """True when the database (or another dependency) is unreachable, slow or out of connections,
     as opposed to a bug: these become a 503 with Retry-After instead of a 500."""
     if isinstance(exc, sqlalchemy.exc.TimeoutError | TimeoutError | ConnectionError):
+        return True
+    if isinstance(exc, _ASYNCPG_TRANSIENT):
         return True
     if isinstance(exc, sqlalchemy.exc.DBAPIError):
         if exc.connection_invalidated:

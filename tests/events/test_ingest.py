@@ -197,3 +197,13 @@ async def test_per_user_sequence_follows_commit_order_on_the_topic(service: Serv
     assert len(sequences) == 140
     assert sequences == sorted(sequences)
     assert len(set(sequences)) == 140
+
+
+async def test_batch_with_nothing_valid_stores_nothing(service: Service) -> None:
+    empty = await service.client.post("/api/v1/events/batch", json={"events": []})
+    all_bad = await service.client.post("/api/v1/events/batch", json={"events": [1, {"x": 2}]})
+
+    assert empty.status_code == 200
+    assert empty.json() == {"results": [], "accepted": 0, "duplicates": 0, "rejected": 0}
+    assert all_bad.status_code == 200
+    assert all_bad.json()["rejected"] == 2

@@ -1,17 +1,20 @@
-"""Event routes: parse, call the ingest service, answer. No SQL here."""
+"""Event routes: parse, call the event store, answer. No SQL here."""
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
+from uuid import UUID
 
+import orjson
 from fastapi import APIRouter
+from fastapi.responses import Response
 from pydantic import ValidationError
 
-from interaction_recommender.deps import RuntimeDep, Transaction
+from interaction_recommender.deps import RuntimeDep
 from interaction_recommender.errors import validation_details
 from interaction_recommender.events.schemas import (
     MODEL_BY_TYPE,
-    BatchItemResult,
     BatchRequest,
     BatchResponse,
     EventResponse,
@@ -23,7 +26,7 @@ from interaction_recommender.events.schemas import (
     WatchEvent,
     WireEvent,
 )
-from interaction_recommender.events.service import IngestOutcome, ingest
+from interaction_recommender.events.store import IngestOutcome
 
 __all__ = ["router"]
 
@@ -31,11 +34,12 @@ router = APIRouter(tags=["events"])
 
 
 async def _ingest_one(
-    event_type: EventType, event: WireEvent, conn: Transaction, runtime: RuntimeDep
+    event_type: EventType, event: WireEvent, runtime: RuntimeDep
 ) -> EventResponse:
-    (outcome,) = await ingest(
-        conn, [NewEvent.from_wire(event_type, event)], topic=runtime.topics.interaction_events
+    (outcome,) = await runtime.events.ingest(
+        [NewEvent.from_wire(event_type, event)], topic=runtime.topics.interaction_events
     )
+    runtime.relay.notify()
     return EventResponse(
         request_id=outcome.event.request_id,
         event_id=outcome.event.event_id,
@@ -45,66 +49,65 @@ async def _ingest_one(
 
 
 @router.post("/events/watch", summary="Track a watch (progress) event")
-async def track_watch(event: WatchEvent, conn: Transaction, runtime: RuntimeDep) -> EventResponse:
-    return await _ingest_one(EventType.WATCH, event, conn, runtime)
+async def track_watch(event: WatchEvent, runtime: RuntimeDep) -> EventResponse:
+    return await _ingest_one(EventType.WATCH, event, runtime)
 
 
 @router.post("/events/search", summary="Track a search event")
-async def track_search(event: SearchEvent, conn: Transaction, runtime: RuntimeDep) -> EventResponse:
-    return await _ingest_one(EventType.SEARCH, event, conn, runtime)
+async def track_search(event: SearchEvent, runtime: RuntimeDep) -> EventResponse:
+    return await _ingest_one(EventType.SEARCH, event, runtime)
 
 
 @router.post("/events/rating", summary="Track a rating event")
-async def track_rating(event: RatingEvent, conn: Transaction, runtime: RuntimeDep) -> EventResponse:
-    return await _ingest_one(EventType.RATING, event, conn, runtime)
+async def track_rating(event: RatingEvent, runtime: RuntimeDep) -> EventResponse:
+    return await _ingest_one(EventType.RATING, event, runtime)
 
 
 @router.post("/events/favorite", summary="Track a favorite add/remove event")
-async def track_favorite(
-    event: FavoriteEvent, conn: Transaction, runtime: RuntimeDep
-) -> EventResponse:
-    return await _ingest_one(EventType.FAVORITE, event, conn, runtime)
+async def track_favorite(event: FavoriteEvent, runtime: RuntimeDep) -> EventResponse:
+    return await _ingest_one(EventType.FAVORITE, event, runtime)
 
 
 @router.post(
     "/events/batch",
     summary="Track up to 1,000 events at once",
+    response_model=BatchResponse,
     response_model_exclude_none=True,
     description="Invalid items are rejected one by one; every valid item is committed in one "
     "transaction. A request id repeated inside the batch is a duplicate after its first use.",
 )
-async def track_batch(body: BatchRequest, conn: Transaction, runtime: RuntimeDep) -> BatchResponse:
-    results: list[BatchItemResult | None] = [None] * len(body.events)
+async def track_batch(body: BatchRequest, runtime: RuntimeDep) -> Response:
+    results: list[dict[str, Any] | None] = [None] * len(body.events)
     valid: list[tuple[int, NewEvent]] = []
     for index, raw in enumerate(body.events):
         parsed = _parse_item(raw)
         if isinstance(parsed, NewEvent):
             valid.append((index, parsed))
         else:
-            results[index] = BatchItemResult(
-                index=index, request_id=_raw_request_id(raw), status="rejected", error=parsed
-            )
-    outcomes = await ingest(
-        conn, [event for _, event in valid], topic=runtime.topics.interaction_events
+            results[index] = _rejected(index, raw, parsed)
+    outcomes = await runtime.events.ingest(
+        [event for _, event in valid], topic=runtime.topics.interaction_events
     )
+    runtime.relay.notify()
     for (index, _), outcome in zip(valid, outcomes, strict=True):
         results[index] = _item_result(index, outcome)
-    final = [r for r in results if r is not None]
-    return BatchResponse(
-        results=final,
-        accepted=sum(r.status == "accepted" for r in final),
-        duplicates=sum(r.status == "duplicate" for r in final),
-        rejected=sum(r.status == "rejected" for r in final),
-    )
+    statuses = [r["status"] for r in results if r is not None]
+    # Built as plain dicts and serialised once: a model per item cost ~15% of a batch's CPU.
+    body_out = {
+        "results": results,
+        "accepted": statuses.count("accepted"),
+        "duplicates": statuses.count("duplicate"),
+        "rejected": statuses.count("rejected"),
+    }
+    return Response(orjson.dumps(body_out, option=orjson.OPT_UTC_Z), media_type="application/json")
 
 
 def _parse_item(raw: Any) -> NewEvent | str:
     """The item as a NewEvent, or a short reason it was rejected (values are never echoed)."""
     if not isinstance(raw, dict):
         return "each event must be a JSON object"
-    type_name = raw.get("type")
     try:
-        event_type = EventType(str(type_name).lower())
+        event_type = EventType(str(raw.get("type")).lower())
     except ValueError:
         return "type must be one of: watch, search, rating, favorite"
     try:
@@ -114,22 +117,20 @@ def _parse_item(raw: Any) -> NewEvent | str:
     return NewEvent.from_wire(event_type, event)
 
 
-def _raw_request_id(raw: Any) -> Any:
-    if isinstance(raw, dict):
-        try:
-            return BatchItemResult.model_validate(
-                {"index": 0, "status": "rejected", "requestId": raw.get("requestId")}
-            ).request_id
-        except ValidationError:
-            return None
-    return None
+def _rejected(index: int, raw: Any, error: str) -> dict[str, Any]:
+    result: dict[str, Any] = {"index": index, "status": "rejected", "error": error}
+    request_id = raw.get("requestId") if isinstance(raw, dict) else None
+    if isinstance(request_id, str):
+        with contextlib.suppress(ValueError):  # not a UUID: the index identifies the item
+            result["requestId"] = UUID(request_id)
+    return result
 
 
-def _item_result(index: int, outcome: IngestOutcome) -> BatchItemResult:
-    return BatchItemResult(
-        index=index,
-        request_id=outcome.event.request_id,
-        status=outcome.status,
-        event_id=outcome.event.event_id,
-        server_timestamp=outcome.event.server_timestamp,
-    )
+def _item_result(index: int, outcome: IngestOutcome) -> dict[str, Any]:
+    return {
+        "index": index,
+        "requestId": outcome.event.request_id,
+        "status": outcome.status,
+        "eventId": outcome.event.event_id,
+        "serverTimestamp": outcome.event.server_timestamp,
+    }

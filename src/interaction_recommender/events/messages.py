@@ -3,6 +3,8 @@ Schema documented in docs/topics.md; bump SCHEMA_VERSION on any incompatible cha
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -17,10 +19,46 @@ __all__ = ["SCHEMA_VERSION", "EventMessage", "StoredEvent", "decode_event_messag
 
 SCHEMA_VERSION = 1
 
+# orjson writes UUIDs as strings and aware datetimes as ISO-8601 with "Z" for UTC.
+_ORJSON_OPTIONS = orjson.OPT_UTC_Z
 
-class StoredEvent(WireModel):
-    """A row of raw_events; also the body of its Kafka message."""
 
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """A row of raw_events."""
+
+    sequence: int
+    event_id: UUID
+    request_id: UUID
+    event_type: str
+    user_id: UUID
+    movie_id: UUID | None
+    client_timestamp: datetime
+    server_timestamp: datetime
+    metadata: dict[str, Any]
+
+    def to_message(self, topic: str) -> OutboxMessage:
+        body = {
+            "schemaVersion": SCHEMA_VERSION,
+            "eventId": self.event_id,
+            "sequence": self.sequence,
+            "requestId": self.request_id,
+            "eventType": self.event_type,
+            "userId": self.user_id,
+            "movieId": self.movie_id,
+            "clientTimestamp": self.client_timestamp,
+            "serverTimestamp": self.server_timestamp,
+            "metadata": self.metadata,
+        }
+        return OutboxMessage(
+            topic=topic, key=str(self.user_id), payload=orjson.dumps(body, option=_ORJSON_OPTIONS)
+        )
+
+
+class EventMessage(WireModel):
+    """A decoded `interaction_events` message (what consumers validate)."""
+
+    schema_version: int = Field(ge=1)
     event_id: UUID
     sequence: int
     request_id: UUID
@@ -30,15 +68,6 @@ class StoredEvent(WireModel):
     client_timestamp: UtcTimestamp
     server_timestamp: UtcTimestamp
     metadata: dict[str, Any]
-
-    def to_message(self, topic: str) -> OutboxMessage:
-        body = self.model_dump(mode="json", by_alias=True)
-        body["schemaVersion"] = SCHEMA_VERSION
-        return OutboxMessage(topic=topic, key=str(self.user_id), payload=orjson.dumps(body))
-
-
-class EventMessage(StoredEvent):
-    schema_version: int = Field(ge=1)
 
 
 def decode_event_message(value: bytes) -> EventMessage:

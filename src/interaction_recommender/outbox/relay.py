@@ -3,7 +3,7 @@
 Ordering: one relay is active at a time (an advisory transaction lock on Postgres; SQLite has one
 process), and it claims, publishes and marks a batch inside one transaction before the next batch
 is claimed. Per user, ids follow commit order because ingest transactions of one user serialize
-(events/repository.py), so each user's events reach the topic in commit order. A batch whose
+(events/store_postgres.py), so each user's events reach the topic in commit order. A batch whose
 publish fails is rolled back and retried with backoff: some of its messages may then arrive twice,
 which consumers absorb (docs/topics.md). Ingestion never waits for the relay.
 """

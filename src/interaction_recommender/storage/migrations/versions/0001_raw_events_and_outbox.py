@@ -34,7 +34,6 @@ def upgrade() -> None:
         sa.Column("server_timestamp", _ts, nullable=False),
         sa.Column("metadata", _json, nullable=False),
         sa.PrimaryKeyConstraint("sequence", name="pk_raw_events"),
-        sa.UniqueConstraint("event_id", name="uq_raw_events_event_id"),
         sa.UniqueConstraint("request_id", name="uq_raw_events_request_id"),
         sqlite_autoincrement=True,
     )
@@ -59,8 +58,7 @@ def upgrade() -> None:
         postgresql_where=sa.text("sent_at IS NULL"),
         sqlite_where=sa.text("sent_at IS NULL"),
     )
-    op.create_index("ix_outbox_sent_at", "outbox", ["sent_at"])
-    op.create_index("ix_outbox_message_key", "outbox", ["message_key"])
+    op.create_index("ix_outbox_sent_at", "outbox", ["sent_at"], postgresql_using="brin")
 
 
 def downgrade() -> None:

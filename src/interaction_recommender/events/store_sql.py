@@ -1,0 +1,91 @@
+"""Event store on SQLAlchemy Core, for SQLite (the embedded mode).
+
+SQLite has one writer at a time, so transactions commit in the order they draw sequence numbers:
+per-user commit order needs no lock here (compare store_postgres.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID, uuid4
+
+from sqlalchemy import select
+from sqlalchemy.dialects import sqlite
+
+from interaction_recommender.events.messages import StoredEvent
+from interaction_recommender.events.schemas import NewEvent
+from interaction_recommender.events.store import EventStore
+from interaction_recommender.outbox.repository import OutboxRepository
+from interaction_recommender.storage.database import Database
+from interaction_recommender.storage.tables import raw_events
+
+__all__ = ["SqlEventStore"]
+
+_COLUMNS = (
+    raw_events.c.sequence,
+    raw_events.c.event_id,
+    raw_events.c.request_id,
+    raw_events.c.event_type,
+    raw_events.c.user_id,
+    raw_events.c.movie_id,
+    raw_events.c.client_timestamp,
+    raw_events.c.server_timestamp,
+    raw_events.c.metadata,
+)
+
+
+class SqlEventStore(EventStore):
+    def __init__(self, database: Database) -> None:
+        self._database = database
+
+    async def _store(
+        self, events: Sequence[NewEvent], topic: str, now: datetime
+    ) -> tuple[dict[UUID, StoredEvent], dict[UUID, StoredEvent]]:
+        async with self._database.transaction() as conn:
+            statement = (
+                sqlite.insert(raw_events)
+                .on_conflict_do_nothing(index_elements=[raw_events.c.request_id])
+                .returning(*_COLUMNS)
+            )
+            result = await conn.execute(statement, [_row(e, now) for e in events])
+            inserted = sorted((_stored(r) for r in result.all()), key=lambda e: e.sequence)
+            await OutboxRepository(conn).add([e.to_message(topic) for e in inserted], now)
+
+            new_ids = {e.request_id for e in inserted}
+            missing = [e.request_id for e in events if e.request_id not in new_ids]
+            existing: dict[UUID, StoredEvent] = {}
+            if missing:
+                found = await conn.execute(
+                    select(*_COLUMNS).where(raw_events.c.request_id.in_(missing))
+                )
+                existing = {row.request_id: _stored(row) for row in found.all()}
+        return {e.request_id: e for e in inserted}, existing
+
+
+def _row(event: NewEvent, server_timestamp: datetime) -> dict[str, Any]:
+    return {
+        "event_id": uuid4(),
+        "request_id": event.request_id,
+        "event_type": event.event_type.value,
+        "user_id": event.user_id,
+        "movie_id": event.movie_id,
+        "client_timestamp": event.client_timestamp or server_timestamp,
+        "server_timestamp": server_timestamp,
+        "metadata": event.metadata,
+    }
+
+
+def _stored(row: Any) -> StoredEvent:
+    return StoredEvent(
+        sequence=row.sequence,
+        event_id=row.event_id,
+        request_id=row.request_id,
+        event_type=row.event_type,
+        user_id=row.user_id,
+        movie_id=row.movie_id,
+        client_timestamp=row.client_timestamp,
+        server_timestamp=row.server_timestamp,
+        metadata=row.metadata,
+    )
