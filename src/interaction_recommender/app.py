@@ -114,7 +114,7 @@ async def _start(settings: Settings, stack: AsyncExitStack) -> Runtime:
     )
     relay.start()
     events: EventStore = (
-        PostgresEventStore(database)
+        PostgresEventStore(database, acquire_timeout_s=settings.db_pool_timeout_s)
         if database.dialect == "postgresql"
         else SqlEventStore(database)
     )

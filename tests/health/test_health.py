@@ -154,8 +154,8 @@ async def test_exhausted_pool_answers_503_quickly(
         db_pool_timeout_s=0.5,
     )
     async with run_service(settings) as service:
-        await service.runtime.relay.stop()  # the relay would compete for the one connection
-        async with service.runtime.database.engine.connect():  # hold the only connection
+        pool = await service.runtime.database.driver_pool()  # the ingest path's pool
+        async with pool.acquire():  # hold its only connection
             started = time.monotonic()
             response = await service.client.post("/api/v1/events/watch", json=event_payload())
             elapsed = time.monotonic() - started

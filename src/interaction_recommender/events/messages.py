@@ -38,10 +38,20 @@ class StoredEvent:
     metadata: dict[str, Any]
 
     def to_message(self, topic: str) -> OutboxMessage:
-        body = {
+        head, tail = self.message_parts()
+        return OutboxMessage(
+            topic=topic, key=str(self.user_id), payload=head + str(self.sequence).encode() + tail
+        )
+
+    def message_parts(self) -> tuple[bytes, bytes]:
+        """The message around its sequence number: ``head + b"<sequence>" + tail``. Postgres
+        splices in the sequence it draws inside the INSERT (store_postgres.py), so one statement
+        stores the event and its message; SQLite and tests use ``to_message``."""
+        head = {
             "schemaVersion": SCHEMA_VERSION,
             "eventId": self.event_id,
-            "sequence": self.sequence,
+        }
+        tail = {
             "requestId": self.request_id,
             "eventType": self.event_type,
             "userId": self.user_id,
@@ -50,9 +60,9 @@ class StoredEvent:
             "serverTimestamp": self.server_timestamp,
             "metadata": self.metadata,
         }
-        return OutboxMessage(
-            topic=topic, key=str(self.user_id), payload=orjson.dumps(body, option=_ORJSON_OPTIONS)
-        )
+        head_json = orjson.dumps(head, option=_ORJSON_OPTIONS)
+        tail_json = orjson.dumps(tail, option=_ORJSON_OPTIONS)
+        return head_json[:-1] + b',"sequence":', b"," + tail_json[1:]
 
 
 class EventMessage(WireModel):

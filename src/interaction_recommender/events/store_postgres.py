@@ -1,18 +1,20 @@
 """Event store on Postgres through asyncpg directly: the ingest hot path.
 
-One transaction per call: lock the users, insert every new event with one `unnest` statement
-(``ON CONFLICT (request_id) DO NOTHING``), insert their outbox messages with another, commit.
+One statement per call, which Postgres runs as one transaction: lock the users, insert every new
+event (``ON CONFLICT (request_id) DO NOTHING``), insert an outbox message for each inserted event
+with the sequence number the insert drew, and commit. A single event costs one round trip; the
+statement returns after the commit, so ``accepted`` is only ever answered for committed rows.
 
-Per-user commit order: the transaction first takes ``pg_advisory_xact_lock(1, hash32(userId))``
-for each of its users, in key order (no deadlock between batches). A later transaction of the
-same user therefore draws its sequence numbers only after the earlier one committed, so per user
-sequence order is commit order (docs/storage.md).
+Per-user commit order: the statement first takes ``pg_advisory_xact_lock(1, hash32(userId))`` for
+each of its users, in key order (batches cannot deadlock), before any sequence number is drawn
+(the lock CTE is an InitPlan of the insert's row source). A later transaction of the same user
+therefore draws its numbers only after the earlier one committed: per user, sequence order is
+commit order (docs/storage.md).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -26,28 +28,37 @@ from interaction_recommender.events.schemas import NewEvent
 from interaction_recommender.events.store import EventStore
 from interaction_recommender.storage.database import Database
 
-__all__ = ["PostgresEventStore"]
+__all__ = ["USER_LOCK_NAMESPACE", "PostgresEventStore", "lock_key"]
 
 USER_LOCK_NAMESPACE = 1
 
-_LOCK_USERS = "SELECT pg_advisory_xact_lock($1, k) FROM unnest($2::int4[]) AS k ORDER BY k"
-_INSERT_EVENTS = """
-INSERT INTO raw_events (event_id, request_id, event_type, user_id, movie_id,
-                        client_timestamp, server_timestamp, metadata)
-SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::uuid[], $5::uuid[],
-                     $6::timestamptz[], $7::timestamptz[], $8::jsonb[])
-ON CONFLICT (request_id) DO NOTHING
-RETURNING request_id, sequence
+_INGEST = """
+WITH locks AS MATERIALIZED (
+    SELECT pg_advisory_xact_lock($1, k) FROM unnest($2::int4[]) AS k ORDER BY k
+),
+inserted AS (
+    INSERT INTO raw_events (event_id, request_id, event_type, user_id, movie_id,
+                            client_timestamp, server_timestamp, metadata)
+    SELECT e.* FROM unnest($3::uuid[], $4::uuid[], $5::text[], $6::uuid[], $7::uuid[],
+                           $8::timestamptz[], $9::timestamptz[], $10::jsonb[]) AS e
+    WHERE (SELECT count(*) FROM locks) >= 0
+    ON CONFLICT (request_id) DO NOTHING
+    RETURNING request_id, sequence
+),
+messages AS (
+    INSERT INTO outbox (topic, message_key, payload, created_at)
+    SELECT $11, m.message_key, m.head || convert_to(i.sequence::text, 'UTF8') || m.tail, $12
+    FROM unnest($4::uuid[], $13::text[], $14::bytea[], $15::bytea[])
+         AS m(request_id, message_key, head, tail)
+    JOIN inserted AS i USING (request_id)
+    ORDER BY i.sequence
+)
+SELECT request_id, sequence FROM inserted
 """
-_INSERT_OUTBOX = """
-INSERT INTO outbox (topic, message_key, payload, created_at)
-SELECT $1, key, payload, $2
-FROM unnest($3::text[], $4::bytea[]) WITH ORDINALITY AS m(key, payload, position)
-ORDER BY position
-"""
+
 _SELECT_EXISTING = """
 SELECT sequence, event_id, request_id, event_type, user_id, movie_id,
-       client_timestamp, server_timestamp, metadata
+       client_timestamp, server_timestamp, metadata::text AS metadata
 FROM raw_events WHERE request_id = ANY($1::uuid[])
 """
 
@@ -57,20 +68,9 @@ def lock_key(user_id: UUID) -> int:
 
 
 class PostgresEventStore(EventStore):
-    def __init__(self, database: Database) -> None:
-        self._engine = database.engine
-
-    @asynccontextmanager
-    async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
-        """A pooled connection's driver handle (SQLAlchemy's pool, so one pool per process)."""
-        async with self._engine.connect() as conn:
-            raw = await conn.get_raw_connection()
-            driver: asyncpg.Connection = raw.driver_connection
-            try:
-                yield driver
-            except (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, OSError):
-                await conn.invalidate()  # never hand a broken connection to the next request
-                raise
+    def __init__(self, database: Database, *, acquire_timeout_s: float) -> None:
+        self._database = database
+        self._acquire_timeout_s = acquire_timeout_s
 
     async def _store(
         self, events: Sequence[NewEvent], topic: str, now: datetime
@@ -89,59 +89,55 @@ class PostgresEventStore(EventStore):
             )
             for e in events
         ]
-        async with self._connection() as conn, conn.transaction():
-            keys = sorted({lock_key(r.user_id) for r in rows})
-            await conn.execute(_LOCK_USERS, USER_LOCK_NAMESPACE, keys)
-            returned = await conn.fetch(_INSERT_EVENTS, *_columns(rows))
-            sequence_of = {UUID(bytes=r["request_id"].bytes): r["sequence"] for r in returned}
-            inserted = sorted(
-                (
-                    replace(r, sequence=sequence_of[r.request_id])
-                    for r in rows
-                    if r.request_id in sequence_of
-                ),
-                key=lambda e: e.sequence,
+        parts = [r.message_parts() for r in rows]
+        pool = await self._database.driver_pool()
+        async with pool.acquire(timeout=self._acquire_timeout_s) as conn:
+            returned = await conn.fetch(
+                _INGEST,
+                USER_LOCK_NAMESPACE,
+                sorted({lock_key(r.user_id) for r in rows}),
+                [r.event_id for r in rows],
+                [r.request_id for r in rows],
+                [r.event_type for r in rows],
+                [r.user_id for r in rows],
+                [r.movie_id for r in rows],
+                [r.client_timestamp for r in rows],
+                [r.server_timestamp for r in rows],
+                [orjson.dumps(r.metadata).decode() for r in rows],
+                topic,
+                now,
+                [str(r.user_id) for r in rows],
+                [head for head, _ in parts],
+                [tail for _, tail in parts],
             )
-            if inserted:
-                messages = [e.to_message(topic) for e in inserted]
-                await conn.execute(
-                    _INSERT_OUTBOX,
-                    topic,
-                    now,
-                    [m.key for m in messages],
-                    [m.payload for m in messages],
-                )
+            sequence_of = {_uuid(r["request_id"]): r["sequence"] for r in returned}
             missing = [r.request_id for r in rows if r.request_id not in sequence_of]
             existing = (
-                {e.request_id: e for e in map(_stored, await conn.fetch(_SELECT_EXISTING, missing))}
+                {s.request_id: s for s in map(_stored, await conn.fetch(_SELECT_EXISTING, missing))}
                 if missing
                 else {}
             )
-        return {e.request_id: e for e in inserted}, existing
+        inserted = {
+            r.request_id: replace(r, sequence=sequence_of[r.request_id])
+            for r in rows
+            if r.request_id in sequence_of
+        }
+        return inserted, existing
 
 
-def _columns(rows: Sequence[StoredEvent]) -> list[list[Any]]:
-    return [
-        [r.event_id for r in rows],
-        [r.request_id for r in rows],
-        [r.event_type for r in rows],
-        [r.user_id for r in rows],
-        [r.movie_id for r in rows],
-        [r.client_timestamp for r in rows],
-        [r.server_timestamp for r in rows],
-        [orjson.dumps(r.metadata).decode() for r in rows],
-    ]
+def _uuid(value: Any) -> UUID:
+    return UUID(bytes=value.bytes)  # asyncpg's own UUID type -> the standard one
 
 
 def _stored(record: asyncpg.Record) -> StoredEvent:
     return StoredEvent(
         sequence=record["sequence"],
-        event_id=UUID(bytes=record["event_id"].bytes),
-        request_id=UUID(bytes=record["request_id"].bytes),
+        event_id=_uuid(record["event_id"]),
+        request_id=_uuid(record["request_id"]),
         event_type=record["event_type"],
-        user_id=UUID(bytes=record["user_id"].bytes),
-        movie_id=UUID(bytes=record["movie_id"].bytes) if record["movie_id"] else None,
+        user_id=_uuid(record["user_id"]),
+        movie_id=_uuid(record["movie_id"]) if record["movie_id"] is not None else None,
         client_timestamp=record["client_timestamp"],
         server_timestamp=record["server_timestamp"],
-        metadata=record["metadata"],  # decoded by the jsonb codec SQLAlchemy installs
+        metadata=orjson.loads(record["metadata"]),
     )

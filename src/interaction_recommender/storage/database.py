@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import orjson
-from sqlalchemy import event, text
+from sqlalchemy import event, make_url, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
@@ -27,6 +29,9 @@ class Database:
     on any exception; services receive the connection and never commit themselves."""
 
     def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._driver_pool: asyncpg.Pool | None = None
+        self._driver_pool_lock = asyncio.Lock()
         url = settings.effective_database_url
         self.dialect = "sqlite" if url.startswith("sqlite") else "postgresql"
         common: dict[str, Any] = {
@@ -52,23 +57,44 @@ class Database:
                 pool_size=settings.db_pool_size,
                 max_overflow=settings.db_max_overflow,
                 pool_recycle=1800,
-                connect_args={
-                    "timeout": settings.db_connect_timeout_s,
-                    "command_timeout": settings.db_statement_timeout_ms / 1000 + 1,
-                    "server_settings": {
-                        "application_name": "interaction-recommender",
-                        "statement_timeout": str(settings.db_statement_timeout_ms),
-                        # A transaction left open by a hung task must not hold locks for ever.
-                        "idle_in_transaction_session_timeout": "30000",
-                        **(
-                            {"search_path": settings.database_schema}
-                            if settings.database_schema
-                            else {}
-                        ),
-                    },
-                },
+                connect_args=self._postgres_connect_args(),
                 **common,
             )
+
+    def _postgres_connect_args(self) -> dict[str, Any]:
+        settings = self._settings
+        server_settings = {
+            "application_name": "interaction-recommender",
+            "statement_timeout": str(settings.db_statement_timeout_ms),
+            # A transaction left open by a hung task must not hold locks for ever.
+            "idle_in_transaction_session_timeout": "30000",
+        }
+        if settings.database_schema:
+            server_settings["search_path"] = settings.database_schema
+        return {
+            "timeout": settings.db_connect_timeout_s,
+            "command_timeout": settings.db_statement_timeout_ms / 1000 + 1,
+            "server_settings": server_settings,
+        }
+
+    async def driver_pool(self) -> asyncpg.Pool:
+        """A plain asyncpg pool (Postgres only) for the ingest hot path, where SQLAlchemy's pool
+        checkout alone cost ~10% of a request (docs/benchmarks.md). Created on first use;
+        its size comes out of the same DB_POOL_SIZE budget."""
+        assert self.dialect == "postgresql", "the driver pool exists on Postgres only"
+        if self._driver_pool is None:
+            async with self._driver_pool_lock:
+                if self._driver_pool is None:
+                    dsn = make_url(self._settings.effective_database_url).set(
+                        drivername="postgresql"
+                    )
+                    self._driver_pool = await asyncpg.create_pool(
+                        dsn.render_as_string(hide_password=False),
+                        min_size=0,
+                        max_size=self._settings.db_pool_size,
+                        **self._postgres_connect_args(),
+                    )
+        return self._driver_pool
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
@@ -83,6 +109,8 @@ class Database:
         return (time.perf_counter() - started) * 1000
 
     async def dispose(self) -> None:
+        if self._driver_pool is not None:
+            await self._driver_pool.close()
         await self.engine.dispose()
 
 
