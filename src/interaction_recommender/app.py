@@ -15,6 +15,7 @@ from interaction_recommender import __version__
 from interaction_recommender.bus import Topics, build_bus
 from interaction_recommender.deps import Runtime, require_api_token
 from interaction_recommender.errors import install_error_handlers
+from interaction_recommender.events.batcher import IngestBatcher
 from interaction_recommender.events.endpoints import router as events_router
 from interaction_recommender.events.store import EventStore
 from interaction_recommender.events.store_postgres import PostgresEventStore
@@ -109,6 +110,7 @@ async def _start(settings: Settings, stack: AsyncExitStack) -> Runtime:
         bus,
         batch_size=settings.relay_batch_size,
         idle_poll_s=settings.relay_idle_poll_s,
+        linger_s=settings.relay_linger_s,
         max_backoff_s=settings.relay_max_backoff_s,
         retention_s=settings.outbox_retention_s,
     )
@@ -124,6 +126,12 @@ async def _start(settings: Settings, stack: AsyncExitStack) -> Runtime:
         settings=settings,
         database=database,
         events=events,
+        single_events=IngestBatcher(
+            events,
+            topic=topics.interaction_events,
+            max_batch=settings.ingest_group_max_batch,
+            max_in_flight=settings.ingest_group_max_in_flight,
+        ),
         bus=bus,
         topics=topics,
         relay=relay,

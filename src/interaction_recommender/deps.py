@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from interaction_recommender.bus import Bus, Topics
 from interaction_recommender.errors import Forbidden, Unauthorized
+from interaction_recommender.events.batcher import IngestBatcher
 from interaction_recommender.events.store import EventStore
 from interaction_recommender.outbox import OutboxRelay
 from interaction_recommender.settings import Settings
@@ -34,6 +35,7 @@ class Runtime:
     settings: Settings
     database: Database
     events: EventStore
+    single_events: IngestBatcher
     bus: Bus
     topics: Topics
     relay: OutboxRelay

@@ -93,8 +93,20 @@ class Settings(BaseSettings):
     max_event_body_bytes: int = Field(default=64 * 1024, ge=1024)
     max_batch_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
     max_batch_events: int = Field(default=1000, ge=1, le=10_000)
+    ingest_group_max_batch: int = Field(
+        default=500, ge=1, le=5000, description="Most single events committed together."
+    )
+    ingest_group_max_in_flight: int = Field(
+        default=4, ge=1, le=64, description="Group-commit transactions running at once."
+    )
     relay_batch_size: int = Field(default=500, ge=1, le=10_000)
     relay_idle_poll_s: float = Field(default=0.2, gt=0, le=10)
+    relay_linger_s: float = Field(
+        default=0.02,
+        ge=0,
+        le=1,
+        description="After a commit wakes the relay, gather for this long.",
+    )
     relay_max_backoff_s: float = Field(default=10.0, gt=0)
     outbox_retention_s: float = Field(
         default=24 * 3600.0, ge=0, description="How long sent outbox rows are kept before deletion."

@@ -36,9 +36,7 @@ router = APIRouter(tags=["events"])
 async def _ingest_one(
     event_type: EventType, event: WireEvent, runtime: RuntimeDep
 ) -> EventResponse:
-    (outcome,) = await runtime.events.ingest(
-        [NewEvent.from_wire(event_type, event)], topic=runtime.topics.interaction_events
-    )
+    outcome = await runtime.single_events.ingest(NewEvent.from_wire(event_type, event))
     runtime.relay.notify()
     return EventResponse(
         request_id=outcome.event.request_id,
