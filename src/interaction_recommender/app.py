@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
@@ -48,6 +49,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 timeout_s=settings.health_probe_timeout_s,
                 outbox_degraded_age_s=settings.outbox_degraded_age_s,
             )
+            # Everything built so far lives as long as the process: keep it out of the cyclic
+            # GC's view, so full collections under load scan only new objects (p99 tail).
+            gc.freeze()
             log.info(
                 "service_started",
                 version=__version__,
