@@ -23,7 +23,7 @@ from interaction_recommender.events.store_postgres import PostgresEventStore
 from interaction_recommender.events.store_sql import SqlEventStore
 from interaction_recommender.health import HealthChecker
 from interaction_recommender.health.endpoints import router as health_router
-from interaction_recommender.http import API_PREFIX, EdgeMiddleware
+from interaction_recommender.http import API_PREFIX, EdgeMiddleware, OrjsonRoute
 from interaction_recommender.outbox import OutboxRelay
 from interaction_recommender.settings import Settings
 from interaction_recommender.storage import Database, migrate
@@ -78,7 +78,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         access_log=settings.access_log,
     )
 
-    api = APIRouter(dependencies=[Depends(require_api_token)])
+    # Token checks only when tokens are configured (a dependency costs on every request).
+    api = APIRouter(
+        route_class=OrjsonRoute,
+        dependencies=[Depends(require_api_token)] if settings.api_tokens else [],
+    )
     api.include_router(events_router)
 
     operations = APIRouter()

@@ -11,10 +11,15 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from collections.abc import Callable, Coroutine
 from typing import Any
 
+import orjson
 import structlog
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from interaction_recommender import metrics
@@ -27,7 +32,7 @@ from interaction_recommender.errors import (
     is_dependency_failure,
 )
 
-__all__ = ["API_PREFIX", "EdgeMiddleware"]
+__all__ = ["API_PREFIX", "EdgeMiddleware", "OrjsonRoute"]
 
 API_PREFIX = "/api/v1"
 
@@ -177,3 +182,25 @@ async def _send_error(send: Any, error: ServiceError, error_id: str) -> None:
     headers += [(k.lower().encode(), v.encode()) for k, v in error.headers.items()]
     await send({"type": "http.response.start", "status": error.status_code, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+class _OrjsonRequest(Request):
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            # orjson: several times faster than the standard library on 1,000-event batches,
+            # and stricter (NaN, lone surrogates and integers over 64 bits are invalid JSON),
+            # which FastAPI answers with a 422 since orjson's error is a JSONDecodeError.
+            self._json = orjson.loads(await self.body())
+        return self._json
+
+
+class OrjsonRoute(APIRoute):
+    """Routes whose JSON request bodies are parsed by orjson."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def with_orjson(request: Request) -> Response:
+            return await handler(_OrjsonRequest(request.scope, request.receive))
+
+        return with_orjson

@@ -23,9 +23,10 @@ SCHEMA_VERSION = 1
 _ORJSON_OPTIONS = orjson.OPT_UTC_Z
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class StoredEvent:
-    """A row of raw_events."""
+    """A row of raw_events. Mutable only so that a store can fill in the ``sequence`` the
+    database drew without copying the row (a copy per event showed up in batch profiles)."""
 
     sequence: int
     event_id: UUID

@@ -8,6 +8,7 @@ async layer cost ~3x the driver per statement, docs/benchmarks.md) and SQLAlchem
 
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Sequence
@@ -22,7 +23,14 @@ from interaction_recommender.events.messages import StoredEvent
 from interaction_recommender.events.schemas import NewEvent
 from interaction_recommender.wire import utc_now
 
-__all__ = ["EventStore", "IngestOutcome"]
+__all__ = ["EventStore", "IngestOutcome", "new_event_ids"]
+
+
+def new_event_ids(count: int) -> list[UUID]:
+    """Random (version 4) UUIDs from one read of the OS's random source: ``uuid4()`` per event
+    made one system call each, ~10% of a batch's CPU."""
+    data = os.urandom(16 * count)
+    return [UUID(bytes=data[i : i + 16], version=4) for i in range(0, 16 * count, 16)]
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,17 +15,16 @@ commit order (docs/storage.md).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 from datetime import datetime
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import UUID
 
 import asyncpg
 import orjson
 
 from interaction_recommender.events.messages import StoredEvent
 from interaction_recommender.events.schemas import NewEvent
-from interaction_recommender.events.store import EventStore
+from interaction_recommender.events.store import EventStore, new_event_ids
 from interaction_recommender.storage.database import Database
 
 __all__ = ["USER_LOCK_NAMESPACE", "PostgresEventStore", "lock_key"]
@@ -78,7 +77,7 @@ class PostgresEventStore(EventStore):
         rows = [
             StoredEvent(
                 sequence=0,  # drawn by the INSERT
-                event_id=uuid4(),
+                event_id=event_id,
                 request_id=e.request_id,
                 event_type=e.event_type.value,
                 user_id=e.user_id,
@@ -87,7 +86,7 @@ class PostgresEventStore(EventStore):
                 server_timestamp=now,
                 metadata=e.metadata,
             )
-            for e in events
+            for e, event_id in zip(events, new_event_ids(len(events)), strict=True)
         ]
         parts = [r.message_parts() for r in rows]
         pool = await self._database.driver_pool()
@@ -110,18 +109,20 @@ class PostgresEventStore(EventStore):
                 [head for head, _ in parts],
                 [tail for _, tail in parts],
             )
-            sequence_of = {_uuid(r["request_id"]): r["sequence"] for r in returned}
+            # asyncpg's UUIDs hash and compare equal to uuid.UUID: no conversion needed.
+            sequence_of = {r["request_id"]: r["sequence"] for r in returned}
             missing = [r.request_id for r in rows if r.request_id not in sequence_of]
             existing = (
                 {s.request_id: s for s in map(_stored, await conn.fetch(_SELECT_EXISTING, missing))}
                 if missing
                 else {}
             )
-        inserted = {
-            r.request_id: replace(r, sequence=sequence_of[r.request_id])
-            for r in rows
-            if r.request_id in sequence_of
-        }
+        inserted = {}
+        for row in rows:
+            sequence = sequence_of.get(row.request_id)
+            if sequence is not None:
+                row.sequence = sequence
+                inserted[row.request_id] = row
         return inserted, existing
 
 

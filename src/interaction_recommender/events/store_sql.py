@@ -9,14 +9,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import UUID
 
 from sqlalchemy import select
 from sqlalchemy.dialects import sqlite
 
 from interaction_recommender.events.messages import StoredEvent
 from interaction_recommender.events.schemas import NewEvent
-from interaction_recommender.events.store import EventStore
+from interaction_recommender.events.store import EventStore, new_event_ids
 from interaction_recommender.outbox.repository import OutboxRepository
 from interaction_recommender.storage.database import Database
 from interaction_recommender.storage.tables import raw_events
@@ -49,7 +49,9 @@ class SqlEventStore(EventStore):
                 .on_conflict_do_nothing(index_elements=[raw_events.c.request_id])
                 .returning(*_COLUMNS)
             )
-            result = await conn.execute(statement, [_row(e, now) for e in events])
+            ids = new_event_ids(len(events))
+            rows = [_row(e, event_id, now) for e, event_id in zip(events, ids, strict=True)]
+            result = await conn.execute(statement, rows)
             inserted = sorted((_stored(r) for r in result.all()), key=lambda e: e.sequence)
             await OutboxRepository(conn).add([e.to_message(topic) for e in inserted], now)
 
@@ -64,9 +66,9 @@ class SqlEventStore(EventStore):
         return {e.request_id: e for e in inserted}, existing
 
 
-def _row(event: NewEvent, server_timestamp: datetime) -> dict[str, Any]:
+def _row(event: NewEvent, event_id: UUID, server_timestamp: datetime) -> dict[str, Any]:
     return {
-        "event_id": uuid4(),
+        "event_id": event_id,
         "request_id": event.request_id,
         "event_type": event.event_type.value,
         "user_id": event.user_id,
