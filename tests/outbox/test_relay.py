@@ -27,7 +27,13 @@ async def _database(tmp_path: Path) -> Database:
 
 def _relay(database: Database, bus: MemoryBus) -> OutboxRelay:
     return OutboxRelay(
-        database, bus, batch_size=7, idle_poll_s=10, max_backoff_s=1, retention_s=3600
+        database,
+        bus,
+        batch_size=7,
+        idle_poll_s=10,
+        linger_s=0,
+        max_backoff_s=1,
+        retention_s=3600,
     )
 
 
