@@ -13,7 +13,11 @@ from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from interaction_recommender import __version__
-from interaction_recommender.bus import Topics, build_bus
+from interaction_recommender.bus import Bus, Topics, build_bus
+from interaction_recommender.bus.consumer import ConsumerLoop
+from interaction_recommender.catalog.cache import CatalogCache
+from interaction_recommender.catalog.endpoints import router as catalog_router
+from interaction_recommender.catalog.placeholders import PLACEHOLDER_GROUP, PlaceholderCreator
 from interaction_recommender.deps import Runtime, require_api_token
 from interaction_recommender.errors import install_error_handlers
 from interaction_recommender.events.batcher import IngestBatcher
@@ -84,6 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         dependencies=[Depends(require_api_token)] if settings.api_tokens else [],
     )
     api.include_router(events_router)
+    api.include_router(catalog_router)
 
     operations = APIRouter()
     operations.include_router(health_router)
@@ -123,13 +128,24 @@ async def _start(settings: Settings, stack: AsyncExitStack) -> Runtime:
         retention_s=settings.outbox_retention_s,
     )
     relay.start()
+    # Registered after the bus so it runs before it on shutdown: flush while the bus is up.
+    stack.push_async_callback(relay.stop)
+
+    catalog = CatalogCache(database, poll_s=settings.catalog_poll_s)
+    await _first_catalog_load(catalog)
+    catalog.start()
+    stack.push_async_callback(catalog.stop)
+
+    consumers = _consumers(settings, database, bus, topics, catalog)
+    for consumer in consumers:
+        consumer.start()
+        stack.push_async_callback(consumer.stop)
+
     events: EventStore = (
         PostgresEventStore(database, acquire_timeout_s=settings.db_pool_timeout_s)
         if database.dialect == "postgresql"
         else SqlEventStore(database)
     )
-    # Registered last so it runs first on shutdown: flush the outbox while the bus is still up.
-    stack.push_async_callback(relay.stop)
     return Runtime(
         settings=settings,
         database=database,
@@ -144,7 +160,34 @@ async def _start(settings: Settings, stack: AsyncExitStack) -> Runtime:
         topics=topics,
         relay=relay,
         redis=redis,
+        catalog=catalog,
+        consumers=consumers,
     )
+
+
+async def _first_catalog_load(catalog: CatalogCache) -> None:
+    try:
+        await catalog.refresh()
+    except Exception as exc:  # the database may be down or not migrated yet: the poller retries
+        log.warning("catalog_not_loaded_at_start", error=type(exc).__name__)
+
+
+def _consumers(
+    settings: Settings, database: Database, bus: Bus, topics: Topics, catalog: CatalogCache
+) -> list[ConsumerLoop]:
+    """The stages that consume `interaction_events` in this process. With Kafka they run only
+    when ENABLE_CONSUMERS is on (otherwise `recommender worker` runs them); the in-process bus
+    has no other consumer, so they always run in the embedded mode."""
+    if bus.name == "kafka" and not settings.enable_consumers:
+        return []
+    placeholders = PlaceholderCreator(database, catalog, topic=topics.movie_catalog)
+    return [
+        ConsumerLoop(
+            "catalog-placeholders",
+            bus.subscribe([topics.interaction_events], PLACEHOLDER_GROUP),
+            placeholders.handle,
+        )
+    ]
 
 
 def _redis_client(settings: Settings) -> Any | None:

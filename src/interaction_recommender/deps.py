@@ -11,6 +11,8 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from interaction_recommender.bus import Bus, Topics
+from interaction_recommender.bus.consumer import ConsumerLoop
+from interaction_recommender.catalog.cache import CatalogCache
 from interaction_recommender.errors import Forbidden, Unauthorized
 from interaction_recommender.events.batcher import IngestBatcher
 from interaction_recommender.events.store import EventStore
@@ -40,6 +42,8 @@ class Runtime:
     topics: Topics
     relay: OutboxRelay
     redis: Any | None  # redis.asyncio.Redis when REDIS_URL is set
+    catalog: CatalogCache
+    consumers: list[ConsumerLoop]
     schema_ready: bool = False
 
 

@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     kafka_topic_partitions: int = Field(default=4, ge=1, le=1024)
     kafka_replication_factor: int = Field(default=1, ge=1, le=16)
     kafka_request_timeout_ms: int = Field(default=5000, ge=100)
+    kafka_session_timeout_ms: int = Field(
+        default=10_000, ge=1000, description="Consumer-group session timeout (failover time)."
+    )
     enable_consumers: bool = Field(
         default=True,
         description="Run the feature consumer inside `serve` (the platform's default).",
@@ -115,6 +118,11 @@ class Settings(BaseSettings):
         default=60.0,
         gt=0,
         description="Outbox health is degraded when the oldest unsent row is older.",
+    )
+
+    # --- Catalog ---------------------------------------------------------------------------
+    catalog_poll_s: float = Field(
+        default=2.0, gt=0, le=8, description="How often each process reloads changed movies."
     )
 
     # --- Health -----------------------------------------------------------------------------

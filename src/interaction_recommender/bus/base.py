@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-__all__ = ["Bus", "BusError", "Message"]
+__all__ = ["Bus", "BusError", "Message", "Record", "Subscription"]
 
 
 class BusError(Exception):
@@ -18,6 +18,34 @@ class Message:
     topic: str
     key: bytes | None
     value: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """A consumed message and where it came from."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+
+
+class Subscription(Protocol):
+    """A consumer-group member. Offsets are committed only by ``commit()``, after the caller has
+    durably handled what ``poll()`` returned; whatever was not committed is delivered again (to
+    this member or, after a rebalance or restart, another one)."""
+
+    async def poll(self, max_records: int, timeout_s: float) -> list[Record]: ...
+
+    async def commit(self) -> None:
+        """Commit everything returned by ``poll()`` so far."""
+
+    async def rewind(self) -> None:
+        """Go back to the last committed offsets, so that the next ``poll()`` returns again what
+        a failed batch held."""
+
+    async def close(self) -> None: ...
 
 
 class Bus(Protocol):
@@ -36,3 +64,7 @@ class Bus(Protocol):
 
     async def probe(self) -> str:
         """Raise if the bus cannot be reached; else a short human-readable state."""
+
+    def subscribe(self, topics: Sequence[str], group: str) -> Subscription:
+        """Join consumer group ``group`` on ``topics`` (from the earliest offset when the group
+        has none). Connecting happens lazily in ``poll()``, retried while the bus is down."""

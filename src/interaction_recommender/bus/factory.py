@@ -21,4 +21,5 @@ def build_bus(settings: Settings) -> Bus:
         partitions=settings.kafka_topic_partitions,
         replication_factor=settings.kafka_replication_factor,
         request_timeout_ms=settings.kafka_request_timeout_ms,
+        session_timeout_ms=settings.kafka_session_timeout_ms,
     )

@@ -8,11 +8,11 @@ import contextlib
 from collections.abc import Sequence
 
 import structlog
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
-from interaction_recommender.bus.base import BusError, Message
+from interaction_recommender.bus.base import BusError, Message, Record, Subscription
 
 __all__ = ["KafkaBus"]
 
@@ -30,8 +30,10 @@ class KafkaBus:
         partitions: int,
         replication_factor: int,
         request_timeout_ms: int,
+        session_timeout_ms: int = 10_000,
     ) -> None:
         self._servers = bootstrap_servers
+        self._session_timeout_ms = session_timeout_ms
         self._topics = list(topics)
         self._partitions = partitions
         self._replication = replication_factor
@@ -124,6 +126,106 @@ class KafkaBus:
         if brokers == 0:
             raise BusError("no broker answered")
         return f"{brokers} broker(s) reachable"
+
+    def subscribe(self, topics: Sequence[str], group: str) -> Subscription:
+        return KafkaSubscription(
+            self._servers,
+            list(topics),
+            group,
+            request_timeout_ms=self._timeout_ms,
+            session_timeout_ms=self._session_timeout_ms,
+        )
+
+
+class KafkaSubscription:
+    """A consumer-group member with manual commits. The consumer is started lazily in ``poll``
+    and restarted after a failure, so a broker that is down only delays consumption."""
+
+    def __init__(
+        self,
+        servers: str,
+        topics: list[str],
+        group: str,
+        *,
+        request_timeout_ms: int,
+        session_timeout_ms: int,
+    ) -> None:
+        self._servers = servers
+        self._topics = topics
+        self._group = group
+        self._request_timeout_ms = request_timeout_ms
+        self._session_timeout_ms = session_timeout_ms
+        self._consumer: AIOKafkaConsumer | None = None
+
+    async def _started(self) -> AIOKafkaConsumer:
+        if self._consumer is None:
+            consumer = AIOKafkaConsumer(
+                *self._topics,
+                bootstrap_servers=self._servers,
+                group_id=self._group,
+                client_id=f"interaction-recommender-{self._group}",
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                request_timeout_ms=max(self._request_timeout_ms, self._session_timeout_ms + 1000),
+                session_timeout_ms=self._session_timeout_ms,
+                heartbeat_interval_ms=max(self._session_timeout_ms // 3, 100),
+                metadata_max_age_ms=5000,  # notice topics created after we subscribed
+            )
+            try:
+                await asyncio.wait_for(consumer.start(), self._request_timeout_ms / 1000)
+            except (KafkaError, TimeoutError, OSError) as exc:
+                await _quietly_stop_consumer(consumer)
+                raise BusError(f"kafka consumer could not start: {type(exc).__name__}") from exc
+            self._consumer = consumer
+        return self._consumer
+
+    async def poll(self, max_records: int, timeout_s: float) -> list[Record]:
+        consumer = await self._started()
+        try:
+            batches = await consumer.getmany(
+                timeout_ms=int(timeout_s * 1000), max_records=max_records
+            )
+        except KafkaError as exc:
+            raise BusError(f"poll failed: {type(exc).__name__}") from exc
+        return [
+            Record(tp.topic, tp.partition, m.offset, m.key, m.value)
+            for tp, messages in batches.items()
+            for m in messages
+        ]
+
+    async def commit(self) -> None:
+        if self._consumer is None:
+            return
+        try:
+            await self._consumer.commit()
+        except KafkaError as exc:
+            # E.g. a rebalance took the partitions away: the records will be delivered again,
+            # which the handlers absorb (they are idempotent).
+            raise BusError(f"commit failed: {type(exc).__name__}") from exc
+
+    async def rewind(self) -> None:
+        if self._consumer is None:
+            return
+        try:
+            for tp in self._consumer.assignment():
+                committed = await self._consumer.committed(tp)
+                if committed is None:
+                    await self._consumer.seek_to_beginning(tp)
+                else:
+                    self._consumer.seek(tp, committed)
+        except KafkaError:
+            # Cannot even ask: start over, the group's committed offsets decide where to resume.
+            await self.close()
+
+    async def close(self) -> None:
+        if self._consumer is not None:
+            consumer, self._consumer = self._consumer, None
+            await _quietly_stop_consumer(consumer)
+
+
+async def _quietly_stop_consumer(consumer: AIOKafkaConsumer) -> None:
+    with contextlib.suppress(KafkaError, TimeoutError, OSError):
+        await asyncio.wait_for(consumer.stop(), 5)
 
 
 async def _quietly_stop(producer: AIOKafkaProducer) -> None:

@@ -1,5 +1,6 @@
 """The in-process bus of the embedded mode: an append-only log per topic, like a one-partition
-Kafka topic, held in memory and capped so that a long-running demo cannot exhaust memory."""
+Kafka topic, held in memory and capped so that a long-running demo cannot exhaust memory.
+Consumer groups keep committed offsets in memory (lost with the process, like the log itself)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import asyncio
 from collections import deque
 from collections.abc import Sequence
 
-from interaction_recommender.bus.base import Message
+from interaction_recommender.bus.base import Message, Record, Subscription
 
 __all__ = ["MemoryBus"]
 
@@ -16,7 +17,6 @@ class _TopicLog:
     def __init__(self, capacity: int) -> None:
         self.messages: deque[Message] = deque(maxlen=capacity)
         self.base_offset = 0  # offset of messages[0]; grows as old messages fall off
-        self.changed = asyncio.Condition()
 
     @property
     def end_offset(self) -> int:
@@ -26,9 +26,11 @@ class _TopicLog:
 class MemoryBus:
     name = "in-process"
 
-    def __init__(self, capacity_per_topic: int = 200_000) -> None:
+    def __init__(self, capacity_per_topic: int = 1_000_000) -> None:
         self._capacity = capacity_per_topic
         self._topics: dict[str, _TopicLog] = {}
+        self._committed: dict[tuple[str, str], int] = {}  # (group, topic) -> next offset
+        self._published = asyncio.Condition()
 
     def _log(self, topic: str) -> _TopicLog:
         log = self._topics.get(topic)
@@ -43,17 +45,13 @@ class MemoryBus:
         return None
 
     async def publish(self, messages: Sequence[Message]) -> None:
-        touched: set[str] = set()
         for message in messages:
             log = self._log(message.topic)
             if len(log.messages) == log.messages.maxlen:
                 log.base_offset += 1
             log.messages.append(message)
-            touched.add(message.topic)
-        for topic in touched:
-            log = self._topics[topic]
-            async with log.changed:
-                log.changed.notify_all()
+        async with self._published:
+            self._published.notify_all()
 
     async def probe(self) -> str:
         return "in-process bus"
@@ -65,19 +63,61 @@ class MemoryBus:
         """Messages from ``offset`` (clamped to the oldest kept); returns the next offset."""
         log = self._log(topic)
         start = max(offset, log.base_offset)
-        items = [
-            log.messages[i - log.base_offset]
-            for i in range(start, min(start + limit, log.end_offset))
-        ]
+        stop = min(start + limit, log.end_offset)
+        items = [log.messages[i - log.base_offset] for i in range(start, stop)]
         return start + len(items), items
 
-    async def wait_for(self, topic: str, offset: int, timeout: float) -> None:
-        """Return when the topic has messages at or after ``offset`` (or after ``timeout``)."""
-        log = self._log(topic)
-        async with log.changed:
+    async def wait_for_messages(self, timeout_s: float) -> None:
+        """Return at the next publish, or after ``timeout_s``."""
+        async with self._published:
             try:
-                await asyncio.wait_for(
-                    log.changed.wait_for(lambda: log.end_offset > offset), timeout
-                )
+                await asyncio.wait_for(self._published.wait(), timeout_s)
             except TimeoutError:
                 return
+
+    def committed(self, group: str, topic: str) -> int:
+        return self._committed.get((group, topic), 0)
+
+    def commit_offset(self, group: str, topic: str, offset: int) -> None:
+        self._committed[(group, topic)] = offset
+
+    def subscribe(self, topics: Sequence[str], group: str) -> Subscription:
+        return _MemorySubscription(self, list(topics), group)
+
+
+class _MemorySubscription:
+    def __init__(self, bus: MemoryBus, topics: list[str], group: str) -> None:
+        self._bus = bus
+        self._topics = topics
+        self._group = group
+        self._positions = {t: bus.committed(group, t) for t in topics}
+
+    async def poll(self, max_records: int, timeout_s: float) -> list[Record]:
+        records = self._take(max_records)
+        if not records:
+            await self._bus.wait_for_messages(timeout_s)
+            records = self._take(max_records)
+        return records
+
+    def _take(self, max_records: int) -> list[Record]:
+        records: list[Record] = []
+        for topic in self._topics:
+            next_offset, messages = self._bus.read(
+                topic, self._positions[topic], max_records - len(records)
+            )
+            first = next_offset - len(messages)
+            records += [Record(topic, 0, first + i, m.key, m.value) for i, m in enumerate(messages)]
+            self._positions[topic] = next_offset
+            if len(records) >= max_records:
+                break
+        return records
+
+    async def commit(self) -> None:
+        for topic, position in self._positions.items():
+            self._bus.commit_offset(self._group, topic, position)
+
+    async def rewind(self) -> None:
+        self._positions = {t: self._bus.committed(self._group, t) for t in self._topics}
+
+    async def close(self) -> None:
+        return None

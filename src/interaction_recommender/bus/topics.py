@@ -15,6 +15,7 @@ class Topics:
     processed_features: str
     model_feedback: str
     interaction_events_dlq: str
+    movie_catalog: str
 
     @classmethod
     def with_prefix(cls, prefix: str) -> Topics:
@@ -23,6 +24,7 @@ class Topics:
             processed_features=f"{prefix}processed_features",
             model_feedback=f"{prefix}model_feedback",
             interaction_events_dlq=f"{prefix}interaction_events_dlq",
+            movie_catalog=f"{prefix}movie_catalog",
         )
 
     def all(self) -> list[str]:
@@ -31,4 +33,5 @@ class Topics:
             self.processed_features,
             self.model_feedback,
             self.interaction_events_dlq,
+            self.movie_catalog,
         ]

@@ -4,18 +4,22 @@ module is what the repositories query."""
 from __future__ import annotations
 
 from sqlalchemy import (
+    Boolean,
     Column,
+    Date,
     Index,
+    Integer,
     LargeBinary,
     MetaData,
     String,
     Table,
     Uuid,
+    text,
 )
 
 from interaction_recommender.storage.types import BigIntPK, JsonDocument, UTCDateTime
 
-__all__ = ["metadata", "outbox", "raw_events"]
+__all__ = ["metadata", "movies", "outbox", "raw_events"]
 
 metadata = MetaData(
     naming_convention={
@@ -73,3 +77,26 @@ Index(
 # Retention cleanup by time. BRIN on Postgres: sent_at follows the physical order of rows, and
 # a BRIN index costs almost nothing to maintain per insert.
 Index("ix_outbox_sent_at", outbox.c.sent_at, postgresql_using="brin")
+
+# The movie catalog. Fields are merged (a null never overwrites); `source` says where the movie
+# came from (api, movie-service, event placeholder, demo); `updated_at` changes on every real
+# change, which is how other processes' in-memory catalogs notice (catalog/cache.py).
+movies = Table(
+    "movies",
+    metadata,
+    Column("movie_id", Uuid, primary_key=True),
+    Column("title", String(500), nullable=True),
+    Column("genres", JsonDocument, nullable=True),
+    Column("release_year", Integer, nullable=True),
+    Column("release_date", Date, nullable=True),
+    Column("duration_minutes", Integer, nullable=True),
+    Column("minimum_age", Integer, nullable=True),
+    Column("country", String(100), nullable=True),
+    Column("available", Boolean, nullable=False, server_default=text("true")),
+    Column("tags", JsonDocument, nullable=True),
+    Column("source", String(20), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index(None, "updated_at"),
+    Index(None, "source"),
+)

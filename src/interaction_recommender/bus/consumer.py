@@ -1,0 +1,131 @@
+"""The consumer loop every stage uses: poll a batch, hand it to the handler, commit only after
+the handler returned (its effect is durable), retry with backoff when it raised.
+
+Delivery is at least once: a crash between handling and committing delivers the batch again,
+so handlers must be idempotent. (Dead-lettering poison messages is the handler's decision.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import structlog
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    wait_exponential,
+    wait_random,
+)
+
+from interaction_recommender.bus.base import Record, Subscription
+
+__all__ = ["ConsumerLoop", "ConsumerState", "Handler"]
+
+log = structlog.get_logger(__name__)
+
+Handler = Callable[[list[Record]], Awaitable[None]]
+
+
+@dataclass
+class ConsumerState:
+    running: bool = False
+    processed: int = 0
+    consecutive_failures: int = 0
+    last_error: str | None = None
+    last_error_at: datetime | None = None
+    last_batch_at: datetime | None = None
+
+
+class ConsumerLoop:
+    def __init__(
+        self,
+        name: str,
+        subscription: Subscription,
+        handler: Handler,
+        *,
+        max_records: int = 500,
+        poll_timeout_s: float = 0.5,
+        max_backoff_s: float = 10.0,
+    ) -> None:
+        self.name = name
+        self._subscription = subscription
+        self._handler = handler
+        self._max_records = max_records
+        self._poll_timeout_s = poll_timeout_s
+        self._max_backoff_s = max_backoff_s
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.state = ConsumerState()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"consumer-{self.name}")
+
+    async def stop(self, grace_s: float = 1.0) -> None:
+        """Stop after the current batch, or cancel it after ``grace_s``: an interrupted batch is
+        not committed, so it is simply delivered again later (handlers are idempotent)."""
+        self._stopping.set()
+        if self._task is not None:
+            _, pending = await asyncio.wait({self._task}, timeout=grace_s)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        await self._subscription.close()
+
+    async def _run(self) -> None:
+        self.state.running = True
+        try:
+            async for attempt in self._retrying():
+                with attempt:
+                    await self._consume()
+        except asyncio.CancelledError:
+            raise
+        finally:
+            self.state.running = False
+
+    async def _consume(self) -> None:
+        while not self._stopping.is_set():
+            records = await self._subscription.poll(self._max_records, self._poll_timeout_s)
+            if records:
+                try:
+                    await self._handler(records)
+                except Exception:
+                    await self._subscription.rewind()  # the batch comes again on the retry
+                    raise
+                await self._subscription.commit()
+                self.state.processed += len(records)
+                self.state.last_batch_at = datetime.now(UTC)
+            self.state.consecutive_failures = 0
+
+    def _retrying(self) -> AsyncRetrying:
+        # Everything is retried for ever (a consumer that gives up silently is worse); health
+        # reports consecutive failures. Uncommitted records are polled again after a failure.
+        return AsyncRetrying(
+            retry=retry_if_exception_type(Exception),
+            wait=wait_exponential(multiplier=0.2, max=self._max_backoff_s) + wait_random(0, 0.2),
+            before_sleep=self._record_failure,
+            sleep=self._interruptible_sleep,
+            reraise=True,
+        )
+
+    def _record_failure(self, retry_state: RetryCallState) -> None:
+        outcome = retry_state.outcome
+        exc = outcome.exception() if outcome is not None else None
+        self.state.consecutive_failures += 1
+        self.state.last_error = f"{type(exc).__name__}: {exc}"[:300]
+        self.state.last_error_at = datetime.now(UTC)
+        log.warning(
+            "consumer_failed",
+            consumer=self.name,
+            error=type(exc).__name__,
+            attempt=retry_state.attempt_number,
+            exc_info=exc if self.state.consecutive_failures == 1 else None,
+        )
+
+    async def _interruptible_sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)

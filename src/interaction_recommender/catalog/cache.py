@@ -1,0 +1,127 @@
+"""Every process's in-memory copy of the catalog (what recommendations read).
+
+Loaded in full at start, then refreshed by polling for rows whose ``updated_at`` moved: a change
+made by any process (an API call, `recommender catalog sync`, a placeholder) is visible here
+within ``CATALOG_POLL_S`` (default 2 s). Each poll re-reads an overlap window, so a transaction
+that committed a little after its timestamp is not missed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+import structlog
+from sqlalchemy import Row
+
+from interaction_recommender.catalog.repository import CatalogRepository
+from interaction_recommender.storage.database import Database
+
+__all__ = ["CatalogCache", "CatalogMovie"]
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogMovie:
+    movie_id: UUID
+    title: str | None
+    genres: tuple[str, ...]
+    release_year: int | None
+    release_date: date | None
+    duration_minutes: int | None
+    minimum_age: int | None
+    country: str | None
+    available: bool
+    tags: tuple[str, ...]
+    source: str
+    updated_at: datetime
+
+    @classmethod
+    def from_row(cls, row: Row[Any]) -> CatalogMovie:
+        return cls(
+            movie_id=row.movie_id,
+            title=row.title,
+            genres=tuple(row.genres or ()),
+            release_year=row.release_year,
+            release_date=row.release_date,
+            duration_minutes=row.duration_minutes,
+            minimum_age=row.minimum_age,
+            country=row.country,
+            available=row.available,
+            tags=tuple(row.tags or ()),
+            source=row.source,
+            updated_at=row.updated_at,
+        )
+
+
+class CatalogCache:
+    def __init__(self, database: Database, *, poll_s: float, overlap_s: float = 10.0) -> None:
+        self._database = database
+        self._poll_s = poll_s
+        self._overlap = timedelta(seconds=overlap_s)
+        self._movies: dict[UUID, CatalogMovie] = {}
+        self._watermark: datetime | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
+        self.version = 0
+        """Increases whenever a movie changed: caches derived from the catalog key on it."""
+        self.last_refresh_error: str | None = None
+
+    def __contains__(self, movie_id: object) -> bool:
+        return movie_id in self._movies
+
+    def __len__(self) -> int:
+        return len(self._movies)
+
+    def get(self, movie_id: UUID) -> CatalogMovie | None:
+        return self._movies.get(movie_id)
+
+    def is_available(self, movie_id: UUID) -> bool:
+        movie = self._movies.get(movie_id)
+        return movie is not None and movie.available
+
+    def movies(self) -> list[CatalogMovie]:
+        return list(self._movies.values())
+
+    async def refresh(self) -> int:
+        """Apply every change since the last refresh; returns how many movies changed."""
+        since = None if self._watermark is None else self._watermark - self._overlap
+        async with self._database.transaction() as conn:
+            rows = await CatalogRepository(conn).changed_since(since)
+        changed = 0
+        for row in rows:
+            current = self._movies.get(row.movie_id)
+            if current is None or current.updated_at != row.updated_at:
+                self._movies[row.movie_id] = CatalogMovie.from_row(row)
+                changed += 1
+            if self._watermark is None or row.updated_at > self._watermark:
+                self._watermark = row.updated_at
+        if changed:
+            self.version += 1
+        return changed
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._poll(), name="catalog-poll")
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        if self._task is not None:
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _poll(self) -> None:
+        while not self._stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self._poll_s)
+            if self._stopping.is_set():
+                return
+            try:
+                await self.refresh()
+                self.last_refresh_error = None
+            except Exception as exc:  # keep serving the last good copy; health shows the error
+                self.last_refresh_error = type(exc).__name__
+                log.warning("catalog_refresh_failed", error=type(exc).__name__)
