@@ -13,6 +13,7 @@ import pytest
 
 from interaction_recommender.settings import Settings
 from tests.fixtures.app import Service, embedded_settings, platform_settings, run_service
+from tests.fixtures.movie_service import stub, stub_server  # noqa: F401 - fixtures
 from tests.fixtures.services import (
     KafkaBroker,
     pg_base_url,

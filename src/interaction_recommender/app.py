@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
@@ -18,13 +19,14 @@ from interaction_recommender.bus.consumer import ConsumerLoop
 from interaction_recommender.catalog.cache import CatalogCache
 from interaction_recommender.catalog.endpoints import router as catalog_router
 from interaction_recommender.catalog.placeholders import PLACEHOLDER_GROUP, PlaceholderCreator
+from interaction_recommender.demo.loader import database_is_empty, load_world
+from interaction_recommender.demo.world import generate_world
 from interaction_recommender.deps import Runtime, require_api_token
 from interaction_recommender.errors import install_error_handlers
 from interaction_recommender.events.batcher import IngestBatcher
 from interaction_recommender.events.endpoints import router as events_router
+from interaction_recommender.events.factory import build_event_store
 from interaction_recommender.events.store import EventStore
-from interaction_recommender.events.store_postgres import PostgresEventStore
-from interaction_recommender.events.store_sql import SqlEventStore
 from interaction_recommender.health import HealthChecker
 from interaction_recommender.health.endpoints import router as health_router
 from interaction_recommender.http import API_PREFIX, EdgeMiddleware, OrjsonRoute
@@ -131,6 +133,10 @@ async def _start(settings: Settings, stack: AsyncExitStack) -> Runtime:
     # Registered after the bus so it runs before it on shutdown: flush while the bus is up.
     stack.push_async_callback(relay.stop)
 
+    events = build_event_store(database, settings)
+    if settings.load_demo_world and await database_is_empty(database):
+        await _load_demo_world(settings, database, events, topics)
+
     catalog = CatalogCache(database, poll_s=settings.catalog_poll_s)
     await _first_catalog_load(catalog)
     catalog.start()
@@ -141,11 +147,6 @@ async def _start(settings: Settings, stack: AsyncExitStack) -> Runtime:
         consumer.start()
         stack.push_async_callback(consumer.stop)
 
-    events: EventStore = (
-        PostgresEventStore(database, acquire_timeout_s=settings.db_pool_timeout_s)
-        if database.dialect == "postgresql"
-        else SqlEventStore(database)
-    )
     return Runtime(
         settings=settings,
         database=database,
@@ -163,6 +164,26 @@ async def _start(settings: Settings, stack: AsyncExitStack) -> Runtime:
         catalog=catalog,
         consumers=consumers,
     )
+
+
+async def _load_demo_world(
+    settings: Settings, database: Database, events: EventStore, topics: Topics
+) -> None:
+    """First start of the embedded mode: a synthetic world, ending today, so that a newcomer
+    sees recommendations at once (DEMO_DATA=false turns it off)."""
+    end = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    world = generate_world(
+        settings.demo_seed, movies=settings.demo_movies, users=settings.demo_users, end=end
+    )
+    log.info("demo_world_loading", movies=len(world.movies), events=len(world.events))
+    movies, stored = await load_world(
+        world,
+        database=database,
+        events=events,
+        event_topic=topics.interaction_events,
+        catalog_topic=topics.movie_catalog,
+    )
+    log.info("demo_world_loaded", movies=movies, events=stored)
 
 
 async def _first_catalog_load(catalog: CatalogCache) -> None:

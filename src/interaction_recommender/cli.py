@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -60,6 +64,101 @@ def migrate() -> None:
 
     asyncio.run(_run())
     typer.echo("database schema is at head")
+
+
+catalog_app = typer.Typer(no_args_is_help=True, help="The movie catalog.")
+demo_app = typer.Typer(no_args_is_help=True, help="The synthetic demo world.")
+app.add_typer(catalog_app, name="catalog")
+app.add_typer(demo_app, name="demo")
+
+
+@catalog_app.command("sync")
+def catalog_sync() -> None:
+    """Read the movie service's whole catalog (MOVIE_SERVICE_URL) and apply it. Only a complete
+    walk changes anything; movies it no longer lists are then hidden."""
+    from interaction_recommender.bus import Topics
+    from interaction_recommender.catalog.movie_service import CatalogSyncIncomplete
+    from interaction_recommender.catalog.sync import sync_catalog
+    from interaction_recommender.storage import Database
+
+    settings = Settings()
+    configure_logging(settings.log_level, json=settings.log_json)
+
+    async def _run() -> None:
+        database = Database(settings)
+        try:
+            topic = Topics.with_prefix(settings.kafka_topic_prefix).movie_catalog
+            report = await sync_catalog(database, settings, topic=topic)
+        finally:
+            await database.dispose()
+        typer.echo(json.dumps(asdict(report)))
+
+    try:
+        asyncio.run(_run())
+    except CatalogSyncIncomplete as exc:
+        typer.echo(f"sync incomplete, nothing changed: {exc}", err=True)
+        raise typer.Exit(1) from None
+    except ValueError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
+
+
+@demo_app.command("generate")
+def demo_generate(
+    out: Annotated[Path, typer.Option(help="JSON Lines file to write.")],
+    seed: Annotated[int, typer.Option(help="Same seed, same world.")] = 7,
+    movies: Annotated[int, typer.Option(min=1)] = 400,
+    users: Annotated[int, typer.Option(min=1)] = 3000,
+    days: Annotated[int, typer.Option(min=1)] = 90,
+    end: Annotated[
+        datetime | None, typer.Option(help="Last day of the world (UTC); default: a fixed date.")
+    ] = None,
+) -> None:
+    """Write a synthetic world (movies, users with planted tastes, their events)."""
+    from interaction_recommender.demo.world import DEFAULT_END, generate_world, write_world
+
+    world_end = DEFAULT_END if end is None else end.replace(tzinfo=UTC)
+    world = generate_world(seed, movies=movies, users=users, days=days, end=world_end)
+    write_world(world, out)
+    typer.echo(
+        json.dumps(
+            {"movies": len(world.movies), "users": len(world.users), "events": len(world.events)}
+        )
+    )
+
+
+@demo_app.command("load")
+def demo_load(path: Annotated[Path, typer.Argument(help="A file from `demo generate`.")]) -> None:
+    """Load a world into the configured database through the ingest path (events + outbox)."""
+    from interaction_recommender.bus import Topics
+    from interaction_recommender.demo.loader import load_world
+    from interaction_recommender.demo.world import read_world
+    from interaction_recommender.events.factory import build_event_store
+    from interaction_recommender.storage import Database
+    from interaction_recommender.storage import migrate as run_migrations
+
+    settings = Settings()
+    configure_logging(settings.log_level, json=settings.log_json)
+    world = read_world(path)
+
+    async def _run() -> tuple[int, int]:
+        database = Database(settings)
+        try:
+            if settings.migrate_on_start:
+                await run_migrations(database.engine)
+            topics = Topics.with_prefix(settings.kafka_topic_prefix)
+            return await load_world(
+                world,
+                database=database,
+                events=build_event_store(database, settings),
+                event_topic=topics.interaction_events,
+                catalog_topic=topics.movie_catalog,
+            )
+        finally:
+            await database.dispose()
+
+    movies_stored, events_stored = asyncio.run(_run())
+    typer.echo(json.dumps({"movies": movies_stored, "events": events_stored}))
 
 
 def _single_threaded_math() -> None:

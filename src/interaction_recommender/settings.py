@@ -124,6 +124,27 @@ class Settings(BaseSettings):
     catalog_poll_s: float = Field(
         default=2.0, gt=0, le=8, description="How often each process reloads changed movies."
     )
+    movie_service_url: str | None = Field(
+        default=None, description="Base URL of the movie service, for `recommender catalog sync`."
+    )
+    movie_service_token: str | None = Field(
+        default=None, description="Bearer token for the movie service (anonymous: PUBLIC only)."
+    )
+    movie_service_page_size: int = Field(default=100, ge=1, le=1000)
+    movie_service_attempts: int = Field(
+        default=3, ge=1, le=10, description="Tries per page before a sync is incomplete."
+    )
+    movie_service_timeout_s: float = Field(default=10.0, gt=0, le=120)
+
+    # --- Demo world -------------------------------------------------------------------------
+    demo_data: bool | None = Field(
+        default=None,
+        description="Load the synthetic demo world at first start when the database is empty. "
+        "Default: on in the embedded mode, always off when DATABASE_URL is set.",
+    )
+    demo_seed: int = Field(default=7, description="Seed of the demo world (same seed, same world).")
+    demo_users: int = Field(default=3000, ge=1, le=1_000_000)
+    demo_movies: int = Field(default=400, ge=1, le=1_000_000)
 
     # --- Health -----------------------------------------------------------------------------
     health_probe_timeout_s: float = Field(default=1.0, gt=0, le=5)
@@ -197,6 +218,10 @@ class Settings(BaseSettings):
     @property
     def effective_model_path(self) -> Path:
         return self.model_path or self.data_dir / "models" / "recommender.pkl"
+
+    @property
+    def load_demo_world(self) -> bool:
+        return self.database_url is None and self.demo_data is not False
 
     @property
     def migrate_on_start(self) -> bool:

@@ -3,21 +3,14 @@
 
 from __future__ import annotations
 
-import asyncio
-import math
-import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
 from datetime import date
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
 
 from interaction_recommender.catalog.movie_service import (
     CatalogSnapshot,
@@ -28,183 +21,10 @@ from interaction_recommender.catalog.movie_service import (
     map_movie,
 )
 from interaction_recommender.catalog.schemas import MOVIE_FIELDS, MovieBatchItem
+from tests.fixtures.movie_service import Stub, full_movie, movie_id, null_movie, uid
 from tests.fixtures.services import free_port
 
 FAST: dict[str, Any] = {"attempts": 3, "backoff_s": 0.001}  # retries without waiting
-
-
-def movie_id(number: int) -> str:
-    return f"00000000-0000-4000-8000-{number:012d}"
-
-
-def uid(number: int) -> uuid.UUID:
-    return uuid.UUID(movie_id(number))
-
-
-def full_movie(number: int, **changes: Any) -> dict[str, Any]:
-    """A movie as the movie service sends it, every field present."""
-    movie: dict[str, Any] = {
-        "id": movie_id(number),
-        "title": f"Movie {number:02d}",
-        "description": "A description.",
-        "status": "PUBLIC",
-        "horizontalPoster": "https://img.example/h.jpg",
-        "verticalPoster": "https://img.example/v.jpg",
-        "releaseDate": f"{2000 + number % 20}-06-15",
-        "trailerUrl": "https://video.example/t.mp4",
-        "age": 12,
-        "year": 2000 + number % 20,
-        "country": "France",
-        "isVip": False,
-        "rank": 7.5,
-        "duration": 90 + number,
-        "categories": [{"id": str(uuid.uuid4()), "name": "Drama", "description": None}],
-        "actors": [{"id": str(uuid.uuid4()), "name": "Someone"}],
-        "directors": [],
-    }
-    movie.update(changes)
-    return movie
-
-
-def null_movie(number: int) -> dict[str, Any]:
-    """Every field null but the id."""
-    return dict.fromkeys(full_movie(number)) | {"id": movie_id(number)}
-
-
-# --- The stub movie service -----------------------------------------------------------------
-
-
-@dataclass
-class StubState:
-    movies: list[dict[str, Any]] = field(default_factory=list)
-    # Explicit page contents (page N = pages[N-1]); total_pages = len(pages). None: slice `movies`.
-    pages: list[list[Any]] | None = None
-    # Faults served once each, in order, before the real answer: page -> ["500", "invalid-json"...]
-    # (page 0 = GET /movies/all).
-    faults: dict[int, list[str]] = field(default_factory=dict)
-    always: dict[int, str] = field(default_factory=dict)  # page -> fault served every time
-    grow: bool = False  # total_pages is always one more than the page asked for
-    ignore_page: bool = False  # always answers page 1
-    requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)
-
-    def requested_pages(self) -> list[int]:
-        return [int(query["page"]) for path, query in self.requests if path.endswith("/movies")]
-
-
-def envelope(request: Request, data: Any, meta: dict[str, Any] | None) -> dict[str, Any]:
-    body: dict[str, Any] = {"status": "success", "data": data}
-    if meta is not None:
-        body["meta"] = meta
-    return body | {
-        "message": "ok",
-        "path": request.url.path,
-        "method": "GET",
-        "timestamp": int(time.time() * 1000),
-    }
-
-
-async def fault_response(fault: str, request: Request) -> Response:
-    if fault == "invalid-json":
-        return Response(b'{"status":"success","data":[{"id":', media_type="application/json")
-    if fault == "no-data":
-        return JSONResponse({"status": "success", "meta": {"current_page": 1, "total_pages": 1}})
-    if fault == "no-meta":
-        return JSONResponse({"status": "success", "data": []})
-    if fault == "error-status":
-        return JSONResponse({"status": "error", "message": "database unavailable"})
-    if fault == "slow":
-        await asyncio.sleep(0.5)
-        return JSONResponse(envelope(request, [], {"current_page": 1, "total_pages": 1}))
-    return JSONResponse({"status": "error", "message": fault}, status_code=int(fault))
-
-
-def stub_app(holder: dict[str, StubState]) -> FastAPI:
-    app = FastAPI()
-
-    def next_fault(state: StubState, page: int) -> str | None:
-        if page in state.always:
-            return state.always[page]
-        queue = state.faults.get(page)
-        return queue.pop(0) if queue else None
-
-    @app.get("/api/v1/movies/all")
-    async def all_movies(request: Request) -> Response:
-        state = holder["state"]
-        state.requests.append((request.url.path, dict(request.query_params)))
-        fault = next_fault(state, 0)
-        if fault is not None:
-            return await fault_response(fault, request)
-        return JSONResponse({"status": "success", "data": state.movies})
-
-    @app.get("/api/v1/movies")
-    async def movies(request: Request) -> Response:
-        # Auth is ignored: the sync calls anonymously.
-        state = holder["state"]
-        query = dict(request.query_params)
-        state.requests.append((request.url.path, query))
-        page, size = int(query["page"]), int(query["size"])
-        fault = next_fault(state, page)
-        if fault is not None:
-            return await fault_response(fault, request)
-        if state.ignore_page:
-            page = 1
-        if state.pages is not None:
-            total = len(state.pages)
-            data = state.pages[page - 1] if page <= total else []
-        else:
-            total = math.ceil(len(state.movies) / size)
-            data = state.movies[(page - 1) * size : page * size]
-        if state.grow:
-            total = page + 1
-            data = [full_movie(page)]
-        meta = {"current_page": page, "limit": size, "total_pages": total}
-        return JSONResponse(envelope(request, data, meta))
-
-    return app
-
-
-@dataclass
-class Stub:
-    base_url: str
-    holder: dict[str, StubState]
-
-    @property
-    def state(self) -> StubState:
-        return self.holder["state"]
-
-
-@pytest.fixture(scope="module")
-def stub_server() -> Iterator[Stub]:
-    holder = {"state": StubState()}
-    port = free_port()
-    config = uvicorn.Config(
-        stub_app(holder),
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-        lifespan="off",
-        ws="none",
-        timeout_graceful_shutdown=2,
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="stub-movie-service", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert thread.is_alive(), "the stub movie service did not start"
-        assert time.monotonic() < deadline, "the stub movie service did not start in time"
-        time.sleep(0.01)
-    try:
-        yield Stub(f"http://127.0.0.1:{port}", holder)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-
-
-@pytest.fixture
-def stub(stub_server: Stub) -> Stub:
-    stub_server.holder["state"] = StubState()
-    return stub_server
 
 
 @pytest.fixture

@@ -18,6 +18,8 @@ __all__ = ["KafkaBus"]
 
 log = structlog.get_logger(__name__)
 
+_CONSUMER_START_TIMEOUT_S = 60.0
+
 
 class KafkaBus:
     name = "kafka"
@@ -172,7 +174,8 @@ class KafkaSubscription:
                 metadata_max_age_ms=5000,  # notice topics created after we subscribed
             )
             try:
-                await asyncio.wait_for(consumer.start(), self._request_timeout_ms / 1000)
+                # Starting includes the first group join (~5 s on the test broker): be patient.
+                await asyncio.wait_for(consumer.start(), _CONSUMER_START_TIMEOUT_S)
             except (KafkaError, TimeoutError, OSError) as exc:
                 await _quietly_stop_consumer(consumer)
                 raise BusError(f"kafka consumer could not start: {type(exc).__name__}") from exc

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any, Literal
+from uuid import UUID
 
 import orjson
 from sqlalchemy import Row
@@ -20,7 +21,7 @@ CatalogChange = Literal["upserted", "placeholder", "hidden"]
 def movie_document(row: Row[Any]) -> dict[str, Any]:
     """A stored movie in its wire shape (GET /movies/{id}, catalog messages)."""
     return {
-        "movieId": row.movie_id,
+        "movieId": UUID(bytes=row.movie_id.bytes),  # asyncpg's UUID type is not orjson's
         "title": row.title,
         "genres": row.genres or [],
         "releaseYear": row.release_year,

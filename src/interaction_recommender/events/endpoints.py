@@ -9,12 +9,9 @@ from uuid import UUID
 import orjson
 from fastapi import APIRouter
 from fastapi.responses import Response
-from pydantic import ValidationError
 
 from interaction_recommender.deps import RuntimeDep
-from interaction_recommender.errors import validation_details
 from interaction_recommender.events.schemas import (
-    MODEL_BY_TYPE,
     BatchRequest,
     BatchResponse,
     EventResponse,
@@ -25,6 +22,7 @@ from interaction_recommender.events.schemas import (
     SearchEvent,
     WatchEvent,
     WireEvent,
+    parse_batch_item,
 )
 from interaction_recommender.events.store import IngestOutcome
 
@@ -78,7 +76,7 @@ async def track_batch(body: BatchRequest, runtime: RuntimeDep) -> Response:
     results: list[dict[str, Any] | None] = [None] * len(body.events)
     valid: list[tuple[int, NewEvent]] = []
     for index, raw in enumerate(body.events):
-        parsed = _parse_item(raw)
+        parsed = parse_batch_item(raw)
         if isinstance(parsed, NewEvent):
             valid.append((index, parsed))
         else:
@@ -98,21 +96,6 @@ async def track_batch(body: BatchRequest, runtime: RuntimeDep) -> Response:
         "rejected": statuses.count("rejected"),
     }
     return Response(orjson.dumps(body_out, option=orjson.OPT_UTC_Z), media_type="application/json")
-
-
-def _parse_item(raw: Any) -> NewEvent | str:
-    """The item as a NewEvent, or a short reason it was rejected (values are never echoed)."""
-    if not isinstance(raw, dict):
-        return "each event must be a JSON object"
-    try:
-        event_type = EventType(str(raw.get("type")).lower())
-    except ValueError:
-        return "type must be one of: watch, search, rating, favorite"
-    try:
-        event = MODEL_BY_TYPE[event_type].model_validate(raw)
-    except ValidationError as exc:
-        return "; ".join(f"{d['field']}: {d['message']}" for d in validation_details(exc.errors()))
-    return NewEvent.from_wire(event_type, event)
 
 
 def _rejected(index: int, raw: Any, error: str) -> dict[str, Any]:

@@ -9,8 +9,9 @@ from enum import StrEnum
 from typing import Any, Literal
 from uuid import UUID, uuid4
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 
+from interaction_recommender.errors import validation_details
 from interaction_recommender.wire import (
     FreeText,
     Identifier,
@@ -34,6 +35,7 @@ __all__ = [
     "SearchEvent",
     "WatchEvent",
     "WireEvent",
+    "parse_batch_item",
 ]
 
 MAX_BATCH_EVENTS = 1000
@@ -178,3 +180,19 @@ class BatchResponse(WireModel):
     accepted: int
     duplicates: int
     rejected: int
+
+
+def parse_batch_item(raw: Any) -> NewEvent | str:
+    """A batch item (a single event plus "type") as a NewEvent, or a short reason it was
+    rejected (values are never echoed: they may be personal data)."""
+    if not isinstance(raw, dict):
+        return "each event must be a JSON object"
+    try:
+        event_type = EventType(str(raw.get("type")).lower())
+    except ValueError:
+        return "type must be one of: watch, search, rating, favorite"
+    try:
+        event = MODEL_BY_TYPE[event_type].model_validate(raw)
+    except ValidationError as exc:
+        return "; ".join(f"{d['field']}: {d['message']}" for d in validation_details(exc.errors()))
+    return NewEvent.from_wire(event_type, event)
