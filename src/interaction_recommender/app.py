@@ -55,6 +55,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 timeout_s=settings.health_probe_timeout_s,
                 outbox_degraded_age_s=settings.outbox_degraded_age_s,
             )
+            app.state.health.watch_consumers(runtime.consumers)
             # Everything built so far lives as long as the process: keep it out of the cyclic
             # GC's view, so full collections under load scan only new objects (p99 tail).
             gc.freeze()

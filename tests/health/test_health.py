@@ -41,6 +41,9 @@ async def test_health_reports_every_component_as_an_object(service: Service, pat
     if service.settings.embedded_database:
         assert components["redis"]["status"] == "disabled"
         assert components["kafka"]["status"] == "disabled"
+        # The in-process bus always has its consumers in this process.
+        assert components["consumers"]["status"] == "healthy"
+        assert "catalog-placeholders" in components["consumers"]["message"]
     else:
         assert components["redis"]["status"] == "healthy"
         assert components["kafka"]["status"] == "healthy"
@@ -164,3 +167,21 @@ async def test_exhausted_pool_answers_503_quickly(
     assert "retry-after" in response.headers
     assert_error_shape(response.json())
     assert elapsed < 5
+
+
+async def test_a_failing_consumer_degrades_the_service(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from interaction_recommender.catalog.placeholders import PlaceholderCreator
+
+    async def broken(self: PlaceholderCreator, records: list[object]) -> None:
+        raise RuntimeError("injected fault")
+
+    monkeypatch.setattr(PlaceholderCreator, "handle", broken)
+    async with run_service(embedded_settings(tmp_path)) as service:
+        await service.client.post("/api/v1/events/watch", json=event_payload())
+        body = await _wait_for_health(service, lambda b: b["status"] == "degraded", timeout=15)
+
+    assert body["status"] == "degraded"
+    assert body["components"]["consumers"]["status"] == "degraded"
+    assert "injected fault" in body["components"]["consumers"]["message"]

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from interaction_recommender.bus.base import Bus, BusError
+from interaction_recommender.bus.consumer import ConsumerLoop
 from interaction_recommender.outbox import OutboxRelay, OutboxRepository
 from interaction_recommender.storage import Database, head_revision
 from interaction_recommender.storage.migrate import current_revision
@@ -68,6 +69,7 @@ class HealthChecker:
             "outbox": self._outbox_probe,
         }
         self._schema_at_head = False
+        self._consumers: list[ConsumerLoop] = []
 
     def register(self, name: str, probe: Probe) -> None:
         """Later stages (model, consumers) add their own probe."""
@@ -104,6 +106,26 @@ class HealthChecker:
             # Only a database that does not answer stops ingestion; anything else degrades.
             status: Status = "unhealthy" if name == "database" else "degraded"
             return ComponentHealth(status, _ms(started), f"no answer within {self._timeout_s}s")
+
+    def watch_consumers(self, consumers: list[ConsumerLoop]) -> None:
+        self._consumers = consumers
+        if consumers:
+            self._probes["consumers"] = self._consumers_probe
+
+    async def _consumers_probe(self) -> ComponentHealth:
+        """Each consumer loop must be running and not failing; a stuck or dead consumer means
+        features and placeholders stop, so the service is degraded."""
+        problems = []
+        for consumer in self._consumers:
+            state = consumer.state
+            if not state.running:
+                problems.append(f"{consumer.name}: not running")
+            elif state.consecutive_failures:
+                problems.append(f"{consumer.name}: failing ({state.last_error})")
+        if problems:
+            return ComponentHealth("degraded", 0.0, "; ".join(problems))
+        summary = ", ".join(f"{c.name}: {c.state.processed} processed" for c in self._consumers)
+        return ComponentHealth("healthy", 0.0, summary)
 
     async def _database_probe(self) -> ComponentHealth:
         try:
