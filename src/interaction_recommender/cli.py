@@ -5,17 +5,23 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
+import orjson
+import structlog
 import typer
 
 from interaction_recommender.logs import configure_logging
 from interaction_recommender.settings import Settings
 
 __all__ = ["main"]
+
+log = structlog.get_logger(__name__)
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 
@@ -66,10 +72,97 @@ def migrate() -> None:
     typer.echo("database schema is at head")
 
 
+@app.command()
+def worker() -> None:
+    """Run the consumers (features, placeholders) and the outbox relay without HTTP, so that
+    extraction scales out by Kafka partitions apart from the API (needs ENABLE_KAFKA=true)."""
+    from contextlib import AsyncExitStack
+
+    from interaction_recommender.runtime import build_runtime
+
+    settings = Settings()
+    configure_logging(settings.log_level, json=settings.log_json)
+    if not settings.enable_kafka:
+        typer.echo(
+            "the worker needs Kafka (ENABLE_KAFKA=true): the in-process bus lives inside `serve`",
+            err=True,
+        )
+        raise typer.Exit(2)
+    _single_threaded_math()
+
+    async def _run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        async with AsyncExitStack() as stack:
+            await build_runtime(settings, stack, run_consumers=True)
+            log.info("worker_started")
+            await stop.wait()
+            log.info("worker_stopping")
+
+    asyncio.run(_run())
+
+
 catalog_app = typer.Typer(no_args_is_help=True, help="The movie catalog.")
 demo_app = typer.Typer(no_args_is_help=True, help="The synthetic demo world.")
+dlq_app = typer.Typer(no_args_is_help=True, help="Dead letters of the consumers.")
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(demo_app, name="demo")
+app.add_typer(dlq_app, name="dlq")
+
+
+@dlq_app.command("list")
+def dlq_list(
+    all_letters: Annotated[bool, typer.Option("--all", help="Include replayed ones.")] = False,
+    limit: Annotated[int, typer.Option(min=1, max=10_000)] = 100,
+) -> None:
+    """Print dead letters (JSON lines), oldest first."""
+    from interaction_recommender.deadletter.repository import DeadLetterRepository
+    from interaction_recommender.deadletter.service import dead_letter_document
+
+    async def _run(conn: Any) -> None:
+        rows = await DeadLetterRepository(conn).recent(pending_only=not all_letters, limit=limit)
+        for row in rows:
+            typer.echo(orjson.dumps(dead_letter_document(row), option=orjson.OPT_UTC_Z).decode())
+
+    _in_transaction(_run)
+
+
+@dlq_app.command("replay")
+def dlq_replay(
+    ids: Annotated[list[int] | None, typer.Option("--id", help="A dead letter to replay.")] = None,
+    all_letters: Annotated[bool, typer.Option("--all", help="Every pending one.")] = False,
+) -> None:
+    """Re-inject dead letters into their topic (each is applied exactly once)."""
+    from interaction_recommender.deadletter.service import replay
+
+    if bool(ids) == all_letters:
+        typer.echo("give --id (one or more) or --all", err=True)
+        raise typer.Exit(2)
+
+    async def _run(conn: Any) -> None:
+        replayed = await replay(conn, None if all_letters else ids)
+        typer.echo(json.dumps({"replayed": replayed}))
+
+    _in_transaction(_run)
+
+
+def _in_transaction(work: Callable[[Any], Awaitable[None]]) -> None:
+    from interaction_recommender.storage import Database
+
+    settings = Settings()
+    configure_logging(settings.log_level, json=settings.log_json)
+
+    async def _run() -> None:
+        database = Database(settings)
+        try:
+            async with database.transaction() as conn:
+                await work(conn)
+        finally:
+            await database.dispose()
+
+    asyncio.run(_run())
 
 
 @catalog_app.command("sync")

@@ -4,21 +4,14 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from interaction_recommender.bus import Bus, Topics
-from interaction_recommender.bus.consumer import ConsumerLoop
-from interaction_recommender.catalog.cache import CatalogCache
 from interaction_recommender.errors import Forbidden, Unauthorized
-from interaction_recommender.events.batcher import IngestBatcher
-from interaction_recommender.events.store import EventStore
-from interaction_recommender.outbox import OutboxRelay
+from interaction_recommender.runtime import Runtime
 from interaction_recommender.settings import Settings
-from interaction_recommender.storage import Database
 
 __all__ = [
     "Runtime",
@@ -30,25 +23,6 @@ __all__ = [
 ]
 
 
-@dataclass
-class Runtime:
-    """Every long-lived client of one process."""
-
-    settings: Settings
-    database: Database
-    events: EventStore
-    single_events: IngestBatcher
-    bus: Bus
-    topics: Topics
-    relay: OutboxRelay
-    redis: Any | None  # redis.asyncio.Redis when REDIS_URL is set
-    catalog: CatalogCache
-    consumers: list[ConsumerLoop]
-    schema_ready: bool = False
-
-
-# Dependencies are `async def` on purpose: FastAPI runs a plain `def` one in a worker thread,
-# which cost ~18% of a single-event request's CPU (docs/benchmarks.md).
 async def get_runtime(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime

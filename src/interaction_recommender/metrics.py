@@ -5,9 +5,14 @@ from __future__ import annotations
 from prometheus_client import Counter, Gauge, Histogram
 
 __all__ = [
+    "CONSUMER_LAG",
+    "DEAD_LETTERS",
     "EVENTS",
+    "FEATURE_FRESHNESS",
+    "FEATURE_PUBLISH_FAILURES",
     "HTTP_LATENCY",
     "HTTP_REQUESTS",
+    "ONLINE_STORE_FAILURES",
     "OUTBOX_BACKLOG",
     "OUTBOX_OLDEST_AGE",
     "OUTBOX_PUBLISHED",
@@ -37,4 +42,22 @@ OUTBOX_OLDEST_AGE = Gauge(
 OUTBOX_PUBLISHED = Counter("outbox_published_total", "Outbox rows published to the bus.")
 OUTBOX_PUBLISH_FAILURES = Counter(
     "outbox_publish_failures_total", "Relay batches that failed to publish (retried later)."
+)
+
+CONSUMER_LAG = Gauge(
+    "consumer_lag",
+    "Messages not yet consumed, per consumer group and partition.",
+    ["group", "topic", "partition"],
+)
+DEAD_LETTERS = Counter("dead_letters_total", "Messages dead-lettered by the feature consumer.")
+FEATURE_FRESHNESS = Histogram(
+    "feature_freshness_seconds",
+    "Event stored (serverTimestamp) to its features stored.",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+FEATURE_PUBLISH_FAILURES = Counter(
+    "processed_features_publish_failures_total", "Feature updates not published (best effort)."
+)
+ONLINE_STORE_FAILURES = Counter(
+    "online_feature_store_failures_total", "Failed writes to Redis (retried on the next batch)."
 )

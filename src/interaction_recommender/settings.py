@@ -120,6 +120,23 @@ class Settings(BaseSettings):
         description="Outbox health is degraded when the oldest unsent row is older.",
     )
 
+    # --- Features --------------------------------------------------------------------------
+    redis_key_prefix: str = Field(
+        default="", max_length=100, description="Prepended to every Redis key (tests, tenants)."
+    )
+    features_ttl_s: int = Field(
+        default=30 * 24 * 3600,
+        ge=60,
+        description="Redis TTL of a user's features (renewed on write).",
+    )
+    features_consumer_group: str = Field(default="interaction-recommender-features", min_length=1)
+    features_attempts: int = Field(
+        default=3, ge=1, le=20, description="Tries of a failing message before it is dead-lettered."
+    )
+    consumer_stuck_after_s: float = Field(
+        default=60.0, gt=0, description="A consumer with waiting messages and no progress is stuck."
+    )
+
     # --- Catalog ---------------------------------------------------------------------------
     catalog_poll_s: float = Field(
         default=2.0, gt=0, le=8, description="How often each process reloads changed movies."

@@ -17,7 +17,7 @@ class BusError(Exception):
 class Message:
     topic: str
     key: bytes | None
-    value: bytes
+    value: bytes | None  # None: a tombstone
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +28,7 @@ class Record:
     partition: int
     offset: int
     key: bytes | None
-    value: bytes
+    value: bytes | None
 
 
 class Subscription(Protocol):
@@ -44,6 +44,9 @@ class Subscription(Protocol):
     async def rewind(self) -> None:
         """Go back to the last committed offsets, so that the next ``poll()`` returns again what
         a failed batch held."""
+
+    async def lag(self) -> dict[str, int]:
+        """Messages not consumed yet, per "topic:partition" this member holds (as last seen)."""
 
     async def close(self) -> None: ...
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import structlog
@@ -22,6 +22,7 @@ from tenacity import (
     wait_random,
 )
 
+from interaction_recommender import metrics
 from interaction_recommender.bus.base import Record, Subscription
 
 __all__ = ["ConsumerLoop", "ConsumerState", "Handler"]
@@ -39,6 +40,15 @@ class ConsumerState:
     last_error: str | None = None
     last_error_at: datetime | None = None
     last_batch_at: datetime | None = None
+    lag: dict[str, int] = field(default_factory=dict)
+    started_at: datetime | None = None
+
+    def stuck(self, now: datetime, after_s: float) -> bool:
+        """Messages are waiting and nothing was processed for ``after_s`` seconds."""
+        if not any(self.lag.values()):
+            return False
+        last = self.last_batch_at or self.started_at
+        return last is not None and (now - last).total_seconds() > after_s
 
 
 class ConsumerLoop:
@@ -78,6 +88,7 @@ class ConsumerLoop:
 
     async def _run(self) -> None:
         self.state.running = True
+        self.state.started_at = datetime.now(UTC)
         try:
             async for attempt in self._retrying():
                 with attempt:
@@ -100,6 +111,13 @@ class ConsumerLoop:
                 self.state.processed += len(records)
                 self.state.last_batch_at = datetime.now(UTC)
             self.state.consecutive_failures = 0
+            await self._update_lag()
+
+    async def _update_lag(self) -> None:
+        self.state.lag = await self._subscription.lag()
+        for where, lag in self.state.lag.items():
+            topic, _, partition = where.rpartition(":")
+            metrics.CONSUMER_LAG.labels(self.name, topic, partition).set(lag)
 
     def _retrying(self) -> AsyncRetrying:
         # Everything is retried for ever (a consumer that gives up silently is worse); health

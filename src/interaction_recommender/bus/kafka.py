@@ -206,6 +206,21 @@ class KafkaSubscription:
             # which the handlers absorb (they are idempotent).
             raise BusError(f"commit failed: {type(exc).__name__}") from exc
 
+    async def lag(self) -> dict[str, int]:
+        if self._consumer is None:
+            return {}
+        lags: dict[str, int] = {}
+        for tp in self._consumer.assignment():
+            highwater = self._consumer.highwater(tp)  # known after the first fetch
+            if highwater is None:
+                continue
+            try:
+                position = await asyncio.wait_for(self._consumer.position(tp), 1.0)
+            except (KafkaError, TimeoutError):
+                continue
+            lags[f"{tp.topic}:{tp.partition}"] = max(highwater - position, 0)
+        return lags
+
     async def rewind(self) -> None:
         if self._consumer is None:
             return

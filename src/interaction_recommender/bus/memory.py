@@ -119,5 +119,8 @@ class _MemorySubscription:
     async def rewind(self) -> None:
         self._positions = {t: self._bus.committed(self._group, t) for t in self._topics}
 
+    async def lag(self) -> dict[str, int]:
+        return {f"{t}:0": self._bus.end_offset(t) - p for t, p in self._positions.items()}
+
     async def close(self) -> None:
         return None

@@ -38,6 +38,8 @@ class PlaceholderCreator:
 
 def _movie_id(record: Record) -> UUID | None:
     """The event's movie, or None (a search, or a message the feature stage will dead-letter)."""
+    if record.value is None:
+        return None
     try:
         value = orjson.loads(record.value).get("movieId")
         return UUID(value) if isinstance(value, str) else None

@@ -17,6 +17,7 @@ from typing import Literal
 
 from interaction_recommender.bus.base import Bus, BusError
 from interaction_recommender.bus.consumer import ConsumerLoop
+from interaction_recommender.deadletter.repository import DeadLetterRepository
 from interaction_recommender.outbox import OutboxRelay, OutboxRepository
 from interaction_recommender.storage import Database, head_revision
 from interaction_recommender.storage.migrate import current_revision
@@ -70,6 +71,7 @@ class HealthChecker:
         }
         self._schema_at_head = False
         self._consumers: list[ConsumerLoop] = []
+        self._stuck_after_s = 60.0
 
     def register(self, name: str, probe: Probe) -> None:
         """Later stages (model, consumers) add their own probe."""
@@ -107,25 +109,36 @@ class HealthChecker:
             status: Status = "unhealthy" if name == "database" else "degraded"
             return ComponentHealth(status, _ms(started), f"no answer within {self._timeout_s}s")
 
-    def watch_consumers(self, consumers: list[ConsumerLoop]) -> None:
+    def watch_consumers(self, consumers: list[ConsumerLoop], *, stuck_after_s: float) -> None:
         self._consumers = consumers
+        self._stuck_after_s = stuck_after_s
         if consumers:
             self._probes["consumers"] = self._consumers_probe
 
     async def _consumers_probe(self) -> ComponentHealth:
-        """Each consumer loop must be running and not failing; a stuck or dead consumer means
-        features and placeholders stop, so the service is degraded."""
-        problems = []
+        """Each consumer loop must be running, not failing and not stuck (messages waiting, no
+        progress); otherwise features and placeholders stop, so the service is degraded."""
+        started = time.perf_counter()
+        now = datetime.now(UTC)
+        problems, parts = [], []
         for consumer in self._consumers:
             state = consumer.state
+            lag = sum(state.lag.values())
+            parts.append(f"{consumer.name}: processed={state.processed} lag={lag}")
             if not state.running:
                 problems.append(f"{consumer.name}: not running")
             elif state.consecutive_failures:
                 problems.append(f"{consumer.name}: failing ({state.last_error})")
-        if problems:
-            return ComponentHealth("degraded", 0.0, "; ".join(problems))
-        summary = ", ".join(f"{c.name}: {c.state.processed} processed" for c in self._consumers)
-        return ComponentHealth("healthy", 0.0, summary)
+            elif state.stuck(now, self._stuck_after_s):
+                problems.append(f"{consumer.name}: stuck (lag {lag}, no progress)")
+        try:
+            async with self._database.transaction() as conn:
+                dead = await DeadLetterRepository(conn).count_pending()
+            parts.append(f"deadLetters={dead}")
+        except Exception as exc:
+            parts.append(f"deadLetters=unknown ({type(exc).__name__})")
+        status: Status = "degraded" if problems else "healthy"
+        return ComponentHealth(status, _ms(started), "; ".join(problems + parts))
 
     async def _database_probe(self) -> ComponentHealth:
         try:

@@ -21,7 +21,7 @@ _RELAY_LOCK = (2, 0)
 class OutboxMessage:
     topic: str
     key: str | None
-    payload: bytes
+    payload: bytes | None  # None: a tombstone (a Kafka message with a null value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,7 +29,7 @@ class ClaimedMessage:
     id: int
     topic: str
     key: str | None
-    payload: bytes
+    payload: bytes | None  # None: a tombstone (a Kafka message with a null value)
 
 
 class OutboxRepository:

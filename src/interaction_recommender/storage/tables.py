@@ -4,6 +4,7 @@ module is what the repositories query."""
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     Date,
@@ -19,7 +20,15 @@ from sqlalchemy import (
 
 from interaction_recommender.storage.types import BigIntPK, JsonDocument, UTCDateTime
 
-__all__ = ["metadata", "movies", "outbox", "raw_events"]
+__all__ = [
+    "dead_letters",
+    "erased_users",
+    "metadata",
+    "movies",
+    "outbox",
+    "raw_events",
+    "user_features",
+]
 
 metadata = MetaData(
     naming_convention={
@@ -62,7 +71,7 @@ outbox = Table(
     Column("id", BigIntPK, primary_key=True, autoincrement=True),
     Column("topic", String(200), nullable=False),
     Column("message_key", String(200), nullable=True),
-    Column("payload", LargeBinary, nullable=False),
+    Column("payload", LargeBinary, nullable=True),  # null: a tombstone (Kafka null value)
     Column("created_at", UTCDateTime, nullable=False),
     Column("sent_at", UTCDateTime, nullable=True),
     sqlite_autoincrement=True,
@@ -99,4 +108,49 @@ movies = Table(
     Column("updated_at", UTCDateTime, nullable=False),
     Index(None, "updated_at"),
     Index(None, "source"),
+)
+
+# Durable snapshot of each user's features (Redis is the online copy). `version` increases by one
+# per write and guards concurrent writers (compare-and-set); `data` is features/model.py's
+# compact encoding; `watermark` is the highest event sequence applied (exactly-once effect).
+user_features = Table(
+    "user_features",
+    metadata,
+    Column("user_id", Uuid, primary_key=True),
+    Column("version", BigInteger, nullable=False),
+    Column("watermark", BigInteger, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# Users whose data was erased: consumers drop their events (a replay of old messages must not
+# bring them back) and training skips them.
+erased_users = Table(
+    "erased_users",
+    metadata,
+    Column("user_id", Uuid, primary_key=True),
+    Column("erased_at", UTCDateTime, nullable=False),
+)
+
+# Messages a consumer could not process after its retries: listed and replayed by the admin
+# routes and `recommender dlq`; each is also published to `interaction_events_dlq`.
+dead_letters = Table(
+    "dead_letters",
+    metadata,
+    Column("id", BigIntPK, primary_key=True, autoincrement=True),
+    Column("consumer", String(100), nullable=False),
+    Column("topic", String(200), nullable=False),
+    Column("partition", Integer, nullable=False),
+    Column("offset", BigInteger, nullable=False),
+    Column("message_key", String(200), nullable=True),
+    Column("payload", LargeBinary, nullable=True),
+    Column("error", String(1000), nullable=False),
+    Column("error_type", String(200), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("user_id", Uuid, nullable=True),
+    Column("sequence", BigInteger, nullable=True),
+    Column("failed_at", UTCDateTime, nullable=False),
+    Column("replayed_at", UTCDateTime, nullable=True),
+    Index(None, "user_id"),
+    sqlite_autoincrement=True,
 )

@@ -45,7 +45,7 @@ def upgrade() -> None:
         sa.Column("id", _big_pk, primary_key=True, autoincrement=True),
         sa.Column("topic", sa.String(200), nullable=False),
         sa.Column("message_key", sa.String(200), nullable=True),
-        sa.Column("payload", sa.LargeBinary(), nullable=False),
+        sa.Column("payload", sa.LargeBinary(), nullable=True),
         sa.Column("created_at", _ts, nullable=False),
         sa.Column("sent_at", _ts, nullable=True),
         sa.PrimaryKeyConstraint("id", name="pk_outbox"),

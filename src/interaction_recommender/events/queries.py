@@ -1,0 +1,56 @@
+"""Reads of stored events for later stages (feature refresh, training, erasure)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from uuid import UUID
+
+from sqlalchemy import delete, exists, func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from interaction_recommender.events.messages import SCHEMA_VERSION, EventMessage
+from interaction_recommender.storage.tables import raw_events
+
+__all__ = ["delete_user_events", "user_event_messages", "user_has_events", "user_max_sequence"]
+
+
+async def user_has_events(conn: AsyncConnection, user_id: UUID) -> bool:
+    query = select(exists().where(raw_events.c.user_id == user_id))
+    return bool((await conn.execute(query)).scalar())
+
+
+async def user_max_sequence(conn: AsyncConnection, user_id: UUID) -> int | None:
+    query = select(func.max(raw_events.c.sequence)).where(raw_events.c.user_id == user_id)
+    value = (await conn.execute(query)).scalar()
+    return int(value) if value is not None else None
+
+
+async def user_event_messages(
+    conn: AsyncConnection, user_id: UUID, *, since: datetime | None = None
+) -> list[EventMessage]:
+    """The user's stored events (those stored since ``since``), in sequence order, as the
+    messages the consumer would have received."""
+    query = select(raw_events).where(raw_events.c.user_id == user_id)
+    if since is not None:
+        query = query.where(raw_events.c.server_timestamp >= since)
+    rows = (await conn.execute(query.order_by(raw_events.c.sequence))).all()
+    return [
+        EventMessage(
+            schema_version=SCHEMA_VERSION,
+            event_id=row.event_id,
+            sequence=row.sequence,
+            request_id=row.request_id,
+            event_type=row.event_type,
+            user_id=row.user_id,
+            movie_id=row.movie_id,
+            client_timestamp=row.client_timestamp,
+            server_timestamp=row.server_timestamp,
+            metadata=row.metadata,
+        )
+        for row in rows
+    ]
+
+
+async def delete_user_events(conn: AsyncConnection, user_id: UUID) -> int:
+    result = await conn.execute(delete(raw_events).where(raw_events.c.user_id == user_id))
+    return int(result.rowcount or 0)

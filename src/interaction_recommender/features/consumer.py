@@ -1,0 +1,275 @@
+"""The feature consumer: `interaction_events` → user features (snapshot, then Redis) →
+`processed_features`. One poll is one micro-batch and one database transaction.
+
+Exactly-once effect (docs/features.md): each user's features carry a watermark, the highest event
+sequence applied; the relay publishes a user's events in sequence (= commit) order, so a message at
+or below the watermark is a redelivery, a replay or a re-publish, and changes nothing. The snapshot
+write is a compare-and-set on the features' version, under a per-user lock shared with erasure.
+Offsets are committed by the consumer loop only after this handler returned, i.e. after the
+snapshot transaction committed.
+
+Poison messages (undecodable, unknown schema, an extraction error that repeats) are retried a
+bounded number of times, then dead-lettered in the same transaction, and the partition moves on;
+their sequence is remembered in the user's features so that a replay applies them exactly once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+import orjson
+import structlog
+
+from interaction_recommender import metrics
+from interaction_recommender.bus.base import Bus, Message, Record
+from interaction_recommender.catalog.cache import CatalogCache
+from interaction_recommender.deadletter.repository import DeadLetter
+from interaction_recommender.deadletter.service import record as record_dead_letters
+from interaction_recommender.events.messages import EventMessage, decode_event_message
+from interaction_recommender.features.model import (
+    DEFAULT_CONFIG,
+    FeatureConfig,
+    UserFeatures,
+    apply_events,
+    feature_document,
+    mark_dead_lettered,
+    new_features,
+)
+from interaction_recommender.features.snapshot import SnapshotRepository
+from interaction_recommender.features.store import FeatureStore
+from interaction_recommender.storage.database import Database
+
+__all__ = ["FEATURE_GROUP", "FeatureConsumer", "WriteConflict"]
+
+log = structlog.get_logger(__name__)
+
+FEATURE_GROUP = "interaction-recommender-features"
+PROCESSED_SCHEMA_VERSION = 1
+
+
+class WriteConflict(Exception):
+    """Another writer updated a user's snapshot first; the batch is retried from the snapshot."""
+
+
+@dataclass
+class _Poison:
+    record: Record
+    error: BaseException
+    attempts: int
+    user_id: UUID | None
+    sequence: int | None
+
+
+class FeatureConsumer:
+    def __init__(
+        self,
+        database: Database,
+        store: FeatureStore,
+        catalog: CatalogCache,
+        bus: Bus,
+        *,
+        features_topic: str,
+        dlq_topic: str,
+        config: FeatureConfig = DEFAULT_CONFIG,
+        attempts: int = 3,
+    ) -> None:
+        self._database = database
+        self._store = store
+        self._catalog = catalog
+        self._bus = bus
+        self._features_topic = features_topic
+        self._dlq_topic = dlq_topic
+        self._config = config
+        self._attempts = attempts
+        # Features committed to the snapshot whose Redis write failed: written again before the
+        # next batch (Redis is the online copy of the snapshot; it may lag, never lose).
+        self._unsynced: dict[UUID, UserFeatures] = {}
+        self.dead_lettered = 0
+        self._record_of: dict[UUID, Record] = {}
+
+    async def handle(self, records: list[Record]) -> None:
+        await self._sync_online_store()
+        events, poison = self._decode(records)
+        self._record_of = {event.event_id: record for record, event in events}
+        by_user: dict[UUID, list[EventMessage]] = defaultdict(list)
+        for _, event in events:
+            by_user[event.user_id].append(event)
+        poisoned_users = {p.user_id for p in poison if p.user_id is not None}
+        users = sorted(set(by_user) | poisoned_users)
+
+        updated: list[UserFeatures] = []
+        applied: list[EventMessage] = []
+        async with self._database.transaction() as conn:
+            snapshot = SnapshotRepository(conn)
+            await snapshot.lock_users(users)
+            erased = await snapshot.erased(users)
+            stored = await snapshot.load_many([u for u in users if u not in erased])
+            for user_id in users:
+                if user_id in erased:
+                    continue  # erased users' messages are dropped (a replay must not revive them)
+                before = stored.get(user_id) or new_features(user_id)
+                after, user_applied, user_poison = self._apply(before, by_user.get(user_id, []))
+                poison += user_poison
+                for item in poison:
+                    if item.user_id == user_id and item.sequence is not None:
+                        after = mark_dead_lettered(after, item.sequence, self._config)
+                if after.version != before.version:
+                    after.version = before.version + 1  # one write, one version step (the CAS)
+                    updated.append(after)
+                    applied += user_applied
+            if conflicts := await snapshot.save_many(updated, datetime.now(UTC)):
+                raise WriteConflict(f"{len(conflicts)} user(s) written concurrently; retrying")
+            if poison:
+                await record_dead_letters(
+                    conn, [self._letter(p) for p in poison], dlq_topic=self._dlq_topic
+                )
+        self.dead_lettered += len(poison)
+        metrics.DEAD_LETTERS.inc(len(poison))
+        self._observe_freshness(applied)
+        await self._write_online(updated)
+        await self._publish(updated)
+
+    def _decode(
+        self, records: Sequence[Record]
+    ) -> tuple[list[tuple[Record, EventMessage]], list[_Poison]]:
+        events: list[tuple[Record, EventMessage]] = []
+        poison: list[_Poison] = []
+        for record in records:
+            try:
+                if record.value is None:
+                    raise ValueError("a message without a value")
+                events.append((record, decode_event_message(record.value)))
+            except ValueError as exc:  # pydantic's ValidationError is a ValueError
+                # Decoding is deterministic: retrying cannot help, so it counts as one attempt.
+                user_id, sequence = _identify(record)
+                poison.append(_Poison(record, exc, 1, user_id, sequence))
+        return events, poison
+
+    def _apply(
+        self, features: UserFeatures, events: list[EventMessage]
+    ) -> tuple[UserFeatures, list[EventMessage], list[_Poison]]:
+        """Apply a user's events; an event whose extraction keeps failing becomes poison and the
+        others still apply."""
+        pairs = [(e, self._catalog.get(e.movie_id) if e.movie_id else None) for e in events]
+        try:
+            after, applied = apply_events(features, pairs, self._config)
+            return after, applied, []
+        except Exception:  # find the culprit(s) one event at a time
+            log.warning("feature_extraction_failed", user_id=str(features.user_id))
+        poison: list[_Poison] = []
+        applied_all: list[EventMessage] = []
+        for pair in pairs:
+            for attempt in range(1, self._attempts + 1):
+                try:
+                    features, applied = apply_events(features, [pair], self._config)
+                    applied_all += applied
+                    break
+                except Exception as exc:
+                    if attempt == self._attempts:
+                        event = pair[0]
+                        record = self._record_of[event.event_id]
+                        poison.append(_Poison(record, exc, attempt, event.user_id, event.sequence))
+        return features, applied_all, poison
+
+    def _letter(self, poison: _Poison) -> DeadLetter:
+        record = poison.record
+        return DeadLetter(
+            consumer=FEATURE_GROUP,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            key=record.key.decode(errors="replace") if record.key is not None else None,
+            payload=record.value,
+            error=str(poison.error) or type(poison.error).__name__,
+            error_type=type(poison.error).__name__,
+            attempts=poison.attempts,
+            user_id=poison.user_id,
+            sequence=poison.sequence,
+            failed_at=datetime.now(UTC),
+        )
+
+    async def _write_online(self, updated: list[UserFeatures]) -> None:
+        for features in updated:
+            self._unsynced[features.user_id] = features
+        await self._sync_online_store()
+
+    async def _sync_online_store(self) -> None:
+        if not self._unsynced:
+            return
+        pending = list(self._unsynced.values())
+        try:
+            await self._store.put_many(pending)
+        except Exception as exc:  # the snapshot has them; Redis catches up on a later batch
+            metrics.ONLINE_STORE_FAILURES.inc()
+            log.warning(
+                "online_feature_store_write_failed", error=type(exc).__name__, users=len(pending)
+            )
+            return
+        for features in pending:
+            if self._unsynced.get(features.user_id) is features:
+                del self._unsynced[features.user_id]
+
+    async def _publish(self, updated: list[UserFeatures]) -> None:
+        """`processed_features`: the latest features of each updated user (a state topic: a lost
+        message is superseded by the next one, so this is best effort, counted when it fails)."""
+        if not updated:
+            return
+        messages = [
+            Message(
+                self._features_topic,
+                str(f.user_id).encode(),
+                orjson.dumps(
+                    {
+                        "schemaVersion": PROCESSED_SCHEMA_VERSION,
+                        "userId": f.user_id,
+                        "version": f.version,
+                        "features": feature_document(f),
+                    },
+                    option=orjson.OPT_UTC_Z,
+                ),
+            )
+            for f in updated
+        ]
+        try:
+            await self._bus.publish(messages)
+        except Exception as exc:
+            metrics.FEATURE_PUBLISH_FAILURES.inc()
+            log.warning("processed_features_publish_failed", error=type(exc).__name__)
+
+    @staticmethod
+    def _observe_freshness(applied: list[EventMessage]) -> None:
+        now = time.time()
+        for event in applied:
+            metrics.FEATURE_FRESHNESS.observe(max(now - event.server_timestamp.timestamp(), 0.0))
+
+
+def _identify(record: Record) -> tuple[UUID | None, int | None]:
+    """The user and sequence of an undecodable message, as far as they can be read."""
+    user_id: UUID | None = None
+    sequence: int | None = None
+    body: Any = None
+    with contextlib.suppress(orjson.JSONDecodeError):
+        body = orjson.loads(record.value) if record.value is not None else None
+    if isinstance(body, dict):
+        if isinstance(body.get("sequence"), int):
+            sequence = body["sequence"]
+        raw_user = body.get("userId")
+        if isinstance(raw_user, str):
+            user_id = _uuid_or_none(raw_user)
+    if user_id is None and record.key is not None:
+        user_id = _uuid_or_none(record.key.decode(errors="replace"))
+    return user_id, sequence
+
+
+def _uuid_or_none(text: str) -> UUID | None:
+    try:
+        return UUID(text)
+    except ValueError:
+        return None

@@ -1,0 +1,111 @@
+"""All SQL of the durable feature snapshot (`user_features`) and the erased-users list."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from uuid import UUID
+
+from sqlalchemy import Integer, bindparam, delete, select, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from interaction_recommender.features.model import UserFeatures, decode, encode
+from interaction_recommender.storage.tables import erased_users, user_features
+
+__all__ = ["SnapshotRepository"]
+
+_FEATURE_LOCK_NAMESPACE = (
+    4  # pg_advisory_xact_lock(4, hash32(userId)): writers of a user's features
+)
+_CHUNK = 500
+
+_LOCK_USERS = text(
+    "SELECT pg_advisory_xact_lock(:ns, k) FROM unnest(:keys) AS k ORDER BY k"
+).bindparams(bindparam("keys", type_=postgresql.ARRAY(Integer)))
+
+
+def _lock_key(user_id: UUID) -> int:
+    return int.from_bytes(user_id.bytes[:4], "big", signed=True)
+
+
+class SnapshotRepository:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+        self._postgres = conn.dialect.name == "postgresql"
+        self._insert = postgresql.insert if self._postgres else sqlite.insert
+
+    async def lock_users(self, user_ids: Iterable[UUID]) -> None:
+        """Serialize this transaction with every other writer of these users' features (the
+        consumer and erasure), so an erasure can never be undone by a write in flight."""
+        if not self._postgres:
+            return  # one SQLite writer at a time anyway
+        keys = sorted({_lock_key(u) for u in user_ids})
+        if keys:
+            await self._conn.execute(_LOCK_USERS, {"ns": _FEATURE_LOCK_NAMESPACE, "keys": keys})
+
+    async def load_many(self, user_ids: Sequence[UUID]) -> dict[UUID, UserFeatures]:
+        found: dict[UUID, UserFeatures] = {}
+        for start in range(0, len(user_ids), _CHUNK):
+            chunk = user_ids[start : start + _CHUNK]
+            rows = await self._conn.execute(
+                select(user_features.c.user_id, user_features.c.data).where(
+                    user_features.c.user_id.in_(chunk)
+                )
+            )
+            found.update((row.user_id, decode(row.data)) for row in rows)
+        return found
+
+    async def load_all(self) -> list[UserFeatures]:
+        rows = await self._conn.execute(select(user_features.c.data))
+        return [decode(row.data) for row in rows]
+
+    async def save_many(self, features: Sequence[UserFeatures], now: datetime) -> set[UUID]:
+        """Write each user's features if the stored version is exactly one below (or the user is
+        new at version 1): compare-and-set. Returns the users whose write was refused (someone
+        else wrote first: reload and apply again)."""
+        written: set[UUID] = set()
+        for start in range(0, len(features), _CHUNK):
+            chunk = features[start : start + _CHUNK]
+            statement = self._insert(user_features)
+            upsert = statement.on_conflict_do_update(
+                index_elements=[user_features.c.user_id],
+                set_={
+                    "version": statement.excluded.version,
+                    "watermark": statement.excluded.watermark,
+                    "data": statement.excluded.data,
+                    "updated_at": statement.excluded.updated_at,
+                },
+                where=user_features.c.version == statement.excluded.version - 1,
+            ).returning(user_features.c.user_id)
+            rows = [
+                {
+                    "user_id": f.user_id,
+                    "version": f.version,
+                    "watermark": f.watermark,
+                    "data": encode(f),
+                    "updated_at": now,
+                }
+                for f in chunk
+            ]
+            result = await self._conn.execute(upsert, rows)
+            written.update(row.user_id for row in result.all())
+        return {f.user_id for f in features} - written
+
+    async def erased(self, user_ids: Sequence[UUID]) -> set[UUID]:
+        found: set[UUID] = set()
+        for start in range(0, len(user_ids), _CHUNK):
+            rows = await self._conn.execute(
+                select(erased_users.c.user_id).where(
+                    erased_users.c.user_id.in_(user_ids[start : start + _CHUNK])
+                )
+            )
+            found.update(row.user_id for row in rows)
+        return found
+
+    async def mark_erased(self, user_id: UUID, now: datetime) -> None:
+        statement = self._insert(erased_users).values(user_id=user_id, erased_at=now)
+        await self._conn.execute(statement.on_conflict_do_nothing(index_elements=["user_id"]))
+
+    async def delete(self, user_id: UUID) -> None:
+        await self._conn.execute(delete(user_features).where(user_features.c.user_id == user_id))

@@ -1,0 +1,124 @@
+"""The online feature store: Redis in production, a dict in the embedded mode. Both implement
+the same protocol and pass the same tests (tests/features/test_store.py).
+
+Redis key layout (docs/features.md): one string key per user,
+``{REDIS_KEY_PREFIX}features:{userId}``; value = the version as 20 ASCII digits, then the compact
+encoding of features/model.py; TTL FEATURES_TTL_S, renewed on every write. A write replaces the
+value only if its version is newer (checked atomically in a Lua script), so two consumers that
+both hold a user for a moment during a rebalance cannot put an older version back. An erased
+user's key holds the tombstone ``erased`` (same TTL), which no write replaces.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any, Protocol
+from uuid import UUID
+
+from interaction_recommender.features.model import UserFeatures, decode, encode
+
+__all__ = ["FeatureStore", "MemoryFeatureStore", "RedisFeatureStore"]
+
+_TOMBSTONE = b"erased"
+_VERSION_DIGITS = 20
+
+# KEYS[1] = key; ARGV = version (20 digits), value, ttl seconds. Returns 1 if written.
+_PUT_IF_NEWER = """
+local current = redis.call('GET', KEYS[1])
+if current then
+  if current == 'erased' then return 0 end
+  if tonumber(string.sub(current, 1, 20)) >= tonumber(ARGV[1]) then return 0 end
+end
+redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+return 1
+"""
+
+
+class FeatureStore(Protocol):
+    name: str
+
+    async def get_many(self, user_ids: Iterable[UUID]) -> dict[UUID, UserFeatures]:
+        """The stored features of those users that have some (one round trip)."""
+
+    async def put_many(self, features: Sequence[UserFeatures]) -> None:
+        """Store each unless the stored version is the same or newer, or the user was erased."""
+
+    async def erase(self, user_id: UUID) -> None:
+        """Delete the user's features and block later writes (a tombstone)."""
+
+    async def probe(self) -> str: ...
+
+
+class RedisFeatureStore:
+    name = "redis"
+
+    def __init__(self, redis: Any, *, prefix: str, ttl_s: int) -> None:
+        self._redis = redis
+        self._prefix = prefix
+        self._ttl_s = ttl_s
+        self._put = redis.register_script(_PUT_IF_NEWER)
+
+    def key(self, user_id: UUID) -> str:
+        return f"{self._prefix}features:{user_id}"
+
+    async def get_many(self, user_ids: Iterable[UUID]) -> dict[UUID, UserFeatures]:
+        ids = list(user_ids)
+        if not ids:
+            return {}
+        values = await self._redis.mget([self.key(u) for u in ids])
+        found: dict[UUID, UserFeatures] = {}
+        for user_id, value in zip(ids, values, strict=True):
+            if value is not None and value != _TOMBSTONE:
+                found[user_id] = decode(value[_VERSION_DIGITS:])
+        return found
+
+    async def put_many(self, features: Sequence[UserFeatures]) -> None:
+        if not features:
+            return
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for item in features:
+                version = b"%020d" % item.version
+                await self._put(
+                    keys=[self.key(item.user_id)],
+                    args=[version, version + encode(item), self._ttl_s],
+                    client=pipe,
+                )
+            await pipe.execute()
+
+    async def erase(self, user_id: UUID) -> None:
+        await self._redis.set(self.key(user_id), _TOMBSTONE, ex=self._ttl_s)
+
+    async def memory_usage(self, user_id: UUID) -> int:
+        """Bytes Redis uses for the user's key (MEMORY USAGE), 0 when absent."""
+        return int(await self._redis.memory_usage(self.key(user_id)) or 0)
+
+    async def probe(self) -> str:
+        await self._redis.ping()
+        return "ok"
+
+
+class MemoryFeatureStore:
+    """The embedded mode's store: the same rules, held in this process."""
+
+    name = "memory"
+
+    def __init__(self) -> None:
+        self._features: dict[UUID, UserFeatures] = {}
+        self._erased: set[UUID] = set()
+
+    async def get_many(self, user_ids: Iterable[UUID]) -> dict[UUID, UserFeatures]:
+        return {u: self._features[u] for u in user_ids if u in self._features}
+
+    async def put_many(self, features: Sequence[UserFeatures]) -> None:
+        for item in features:
+            current = self._features.get(item.user_id)
+            if item.user_id in self._erased or (current and current.version >= item.version):
+                continue
+            self._features[item.user_id] = item
+
+    async def erase(self, user_id: UUID) -> None:
+        self._features.pop(user_id, None)
+        self._erased.add(user_id)
+
+    async def probe(self) -> str:
+        return f"{len(self._features)} users in memory"

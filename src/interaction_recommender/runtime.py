@@ -1,0 +1,214 @@
+"""Everything a process builds once: clients, stores, background loops. The HTTP app (`serve`)
+and the worker (`recommender worker`) build the same runtime; they differ in what they run."""
+
+from __future__ import annotations
+
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+
+from interaction_recommender.bus import Bus, Topics, build_bus
+from interaction_recommender.bus.consumer import ConsumerLoop
+from interaction_recommender.catalog.cache import CatalogCache
+from interaction_recommender.catalog.placeholders import PLACEHOLDER_GROUP, PlaceholderCreator
+from interaction_recommender.demo.loader import database_is_empty, load_world
+from interaction_recommender.demo.world import generate_world
+from interaction_recommender.events.batcher import IngestBatcher
+from interaction_recommender.events.factory import build_event_store
+from interaction_recommender.events.store import EventStore
+from interaction_recommender.features.consumer import FeatureConsumer
+from interaction_recommender.features.service import FeatureService
+from interaction_recommender.features.snapshot import SnapshotRepository
+from interaction_recommender.features.store import (
+    FeatureStore,
+    MemoryFeatureStore,
+    RedisFeatureStore,
+)
+from interaction_recommender.outbox import OutboxRelay
+from interaction_recommender.settings import Settings
+from interaction_recommender.storage import Database, migrate
+
+__all__ = ["Runtime", "build_runtime"]
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class Runtime:
+    """Every long-lived client of one process."""
+
+    settings: Settings
+    database: Database
+    events: EventStore
+    single_events: IngestBatcher
+    bus: Bus
+    topics: Topics
+    relay: OutboxRelay
+    redis: Any | None  # redis.asyncio.Redis when REDIS_URL is set
+    catalog: CatalogCache
+    feature_store: FeatureStore
+    features: FeatureService
+    consumers: list[ConsumerLoop]
+
+
+async def build_runtime(
+    settings: Settings, stack: AsyncExitStack, *, run_consumers: bool
+) -> Runtime:
+    """Build and start everything; ``stack`` stops it in reverse order (consumers first, the
+    relay's final flush while the bus is still up, the database last)."""
+    database = Database(settings)
+    stack.push_async_callback(database.dispose)
+    if settings.migrate_on_start:
+        await migrate(database.engine)
+
+    topics = Topics.with_prefix(settings.kafka_topic_prefix)
+    bus = build_bus(settings)
+    await bus.start()
+    stack.push_async_callback(bus.stop)
+
+    redis = _redis_client(settings)
+    if redis is not None:
+        stack.push_async_callback(redis.aclose)
+    feature_store: FeatureStore = (
+        RedisFeatureStore(redis, prefix=settings.redis_key_prefix, ttl_s=settings.features_ttl_s)
+        if redis is not None
+        else MemoryFeatureStore()
+    )
+
+    relay = OutboxRelay(
+        database,
+        bus,
+        batch_size=settings.relay_batch_size,
+        idle_poll_s=settings.relay_idle_poll_s,
+        linger_s=settings.relay_linger_s,
+        max_backoff_s=settings.relay_max_backoff_s,
+        retention_s=settings.outbox_retention_s,
+    )
+    relay.start()
+    stack.push_async_callback(relay.stop)
+
+    events = build_event_store(database, settings)
+    if settings.load_demo_world and await database_is_empty(database):
+        await _load_demo_world(settings, database, events, topics)
+
+    catalog = CatalogCache(database, poll_s=settings.catalog_poll_s)
+    await _first_catalog_load(catalog)
+    catalog.start()
+    stack.push_async_callback(catalog.stop)
+
+    if isinstance(feature_store, MemoryFeatureStore):
+        await _warm(feature_store, database)
+
+    consumers = (
+        _consumers(settings, database, bus, topics, catalog, feature_store) if run_consumers else []
+    )
+    for consumer in consumers:
+        consumer.start()
+        stack.push_async_callback(consumer.stop)
+
+    return Runtime(
+        settings=settings,
+        database=database,
+        events=events,
+        single_events=IngestBatcher(
+            events,
+            topic=topics.interaction_events,
+            max_batch=settings.ingest_group_max_batch,
+            max_in_flight=settings.ingest_group_max_in_flight,
+        ),
+        bus=bus,
+        topics=topics,
+        relay=relay,
+        redis=redis,
+        catalog=catalog,
+        feature_store=feature_store,
+        features=FeatureService(database, feature_store, catalog),
+        consumers=consumers,
+    )
+
+
+def _consumers(
+    settings: Settings,
+    database: Database,
+    bus: Bus,
+    topics: Topics,
+    catalog: CatalogCache,
+    store: FeatureStore,
+) -> list[ConsumerLoop]:
+    placeholders = PlaceholderCreator(database, catalog, topic=topics.movie_catalog)
+    features = FeatureConsumer(
+        database,
+        store,
+        catalog,
+        bus,
+        features_topic=topics.processed_features,
+        dlq_topic=topics.interaction_events_dlq,
+        attempts=settings.features_attempts,
+    )
+    return [
+        ConsumerLoop(
+            "features",
+            bus.subscribe([topics.interaction_events], settings.features_consumer_group),
+            features.handle,
+        ),
+        ConsumerLoop(
+            "catalog-placeholders",
+            bus.subscribe([topics.interaction_events], PLACEHOLDER_GROUP),
+            placeholders.handle,
+        ),
+    ]
+
+
+async def _warm(store: MemoryFeatureStore, database: Database) -> None:
+    """The embedded mode's in-memory store starts from the durable snapshot."""
+    try:
+        async with database.transaction() as conn:
+            snapshots = await SnapshotRepository(conn).load_all()
+    except Exception as exc:  # not migrated yet or down: reads fall back to the snapshot anyway
+        log.warning("feature_store_not_warmed", error=type(exc).__name__)
+        return
+    await store.put_many(snapshots)
+    log.info("feature_store_warmed", users=len(snapshots))
+
+
+async def _load_demo_world(
+    settings: Settings, database: Database, events: EventStore, topics: Topics
+) -> None:
+    """First start of the embedded mode: a synthetic world, ending today, so that a newcomer
+    sees recommendations at once (DEMO_DATA=false turns it off)."""
+    end = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    world = generate_world(
+        settings.demo_seed, movies=settings.demo_movies, users=settings.demo_users, end=end
+    )
+    log.info("demo_world_loading", movies=len(world.movies), events=len(world.events))
+    movies, stored = await load_world(
+        world,
+        database=database,
+        events=events,
+        event_topic=topics.interaction_events,
+        catalog_topic=topics.movie_catalog,
+    )
+    log.info("demo_world_loaded", movies=movies, events=stored)
+
+
+async def _first_catalog_load(catalog: CatalogCache) -> None:
+    try:
+        await catalog.refresh()
+    except Exception as exc:  # the database may be down or not migrated yet: the poller retries
+        log.warning("catalog_not_loaded_at_start", error=type(exc).__name__)
+
+
+def _redis_client(settings: Settings) -> Any | None:
+    if settings.redis_url is None:
+        return None
+    from redis.asyncio import Redis
+
+    return Redis.from_url(
+        settings.redis_url,
+        socket_connect_timeout=settings.health_probe_timeout_s,
+        socket_timeout=settings.health_probe_timeout_s,
+        health_check_interval=30,
+    )

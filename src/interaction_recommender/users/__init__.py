@@ -1,0 +1,1 @@
+"""Per-user operations that span every stage (erasure)."""

@@ -1,0 +1,48 @@
+"""User erasure: everything the service keeps about a user, gone, and kept gone.
+
+One transaction removes the raw events, the user's pending outbox messages, dead letters and the
+feature snapshot, records the user in `erased_users` (which the consumers check, so a replay of
+old Kafka messages cannot bring the user back) and queues a tombstone for `processed_features`.
+The Redis features then get a tombstone that no later write replaces. Messages already in Kafka
+stay there until the topic's retention drops them; every consumer ignores them. Later stages
+(caches, impressions, feedback) add their own deletions here.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from uuid import UUID
+
+from sqlalchemy import delete
+
+from interaction_recommender.deadletter.repository import DeadLetterRepository
+from interaction_recommender.events.queries import delete_user_events
+from interaction_recommender.features.snapshot import SnapshotRepository
+from interaction_recommender.features.store import FeatureStore
+from interaction_recommender.outbox.repository import OutboxMessage, OutboxRepository
+from interaction_recommender.storage.database import Database
+from interaction_recommender.storage.tables import outbox
+from interaction_recommender.wire import utc_now
+
+__all__ = ["erase_user"]
+
+
+async def erase_user(
+    database: Database, store: FeatureStore, user_id: UUID, *, features_topic: str
+) -> datetime:
+    now = utc_now()
+    async with database.transaction() as conn:
+        snapshot = SnapshotRepository(conn)
+        await snapshot.lock_users([user_id])  # waits for a consumer write in flight
+        await snapshot.mark_erased(user_id, now)
+        await snapshot.delete(user_id)
+        await delete_user_events(conn, user_id)
+        await conn.execute(
+            delete(outbox).where(outbox.c.sent_at.is_(None), outbox.c.message_key == str(user_id))
+        )
+        await DeadLetterRepository(conn).delete_user(user_id)
+        await OutboxRepository(conn).add(
+            [OutboxMessage(topic=features_topic, key=str(user_id), payload=None)], now
+        )
+    await store.erase(user_id)
+    return now
