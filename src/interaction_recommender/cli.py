@@ -12,7 +12,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
-import orjson
 import structlog
 import typer
 
@@ -120,11 +119,12 @@ def dlq_list(
     """Print dead letters (JSON lines), oldest first."""
     from interaction_recommender.deadletter.repository import DeadLetterRepository
     from interaction_recommender.deadletter.service import dead_letter_document
+    from interaction_recommender.wire import dumps
 
     async def _run(conn: Any) -> None:
         rows = await DeadLetterRepository(conn).recent(pending_only=not all_letters, limit=limit)
         for row in rows:
-            typer.echo(orjson.dumps(dead_letter_document(row), option=orjson.OPT_UTC_Z).decode())
+            typer.echo(dumps(dead_letter_document(row)).decode())
 
     _in_transaction(_run)
 

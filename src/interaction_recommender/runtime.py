@@ -13,7 +13,7 @@ import structlog
 from interaction_recommender.bus import Bus, Topics, build_bus
 from interaction_recommender.bus.consumer import ConsumerLoop
 from interaction_recommender.catalog.cache import CatalogCache
-from interaction_recommender.catalog.placeholders import PLACEHOLDER_GROUP, PlaceholderCreator
+from interaction_recommender.catalog.placeholders import PlaceholderCreator
 from interaction_recommender.demo.loader import database_is_empty, load_world
 from interaction_recommender.demo.world import generate_world
 from interaction_recommender.events.batcher import IngestBatcher
@@ -156,7 +156,7 @@ def _consumers(
         ),
         ConsumerLoop(
             "catalog-placeholders",
-            bus.subscribe([topics.interaction_events], PLACEHOLDER_GROUP),
+            bus.subscribe([topics.interaction_events], settings.catalog_consumer_group),
             placeholders.handle,
         ),
     ]

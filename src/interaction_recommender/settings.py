@@ -130,6 +130,11 @@ class Settings(BaseSettings):
         description="Redis TTL of a user's features (renewed on write).",
     )
     features_consumer_group: str = Field(default="interaction-recommender-features", min_length=1)
+    catalog_consumer_group: str = Field(
+        default="interaction-recommender-catalog",
+        min_length=1,
+        description="Group of the consumer that creates catalog placeholders from events.",
+    )
     features_attempts: int = Field(
         default=3, ge=1, le=20, description="Tries of a failing message before it is dead-lettered."
     )

@@ -70,6 +70,7 @@ class ConsumerLoop:
         self._max_backoff_s = max_backoff_s
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._handling = False
         self.state = ConsumerState()
 
     def start(self) -> None:
@@ -80,7 +81,8 @@ class ConsumerLoop:
         not committed, so it is simply delivered again later (handlers are idempotent)."""
         self._stopping.set()
         if self._task is not None:
-            _, pending = await asyncio.wait({self._task}, timeout=grace_s)
+            # Waiting in poll() has nothing to lose: stop at once. A batch in hand gets the grace.
+            _, pending = await asyncio.wait({self._task}, timeout=grace_s if self._handling else 0)
             for task in pending:
                 task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -102,12 +104,15 @@ class ConsumerLoop:
         while not self._stopping.is_set():
             records = await self._subscription.poll(self._max_records, self._poll_timeout_s)
             if records:
+                self._handling = True
                 try:
                     await self._handler(records)
+                    await self._subscription.commit()
                 except Exception:
                     await self._subscription.rewind()  # the batch comes again on the retry
                     raise
-                await self._subscription.commit()
+                finally:
+                    self._handling = False
                 self.state.processed += len(records)
                 self.state.last_batch_at = datetime.now(UTC)
             self.state.consecutive_failures = 0

@@ -6,7 +6,6 @@ import contextlib
 from typing import Any
 from uuid import UUID
 
-import orjson
 from fastapi import APIRouter
 from fastapi.responses import Response
 from pydantic import ValidationError
@@ -23,6 +22,7 @@ from interaction_recommender.catalog.schemas import (
 from interaction_recommender.catalog.service import upsert_movies
 from interaction_recommender.deps import RuntimeDep, Transaction
 from interaction_recommender.errors import NotFound, validation_details
+from interaction_recommender.wire import json_response
 
 __all__ = ["router"]
 
@@ -32,7 +32,7 @@ _NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No movie wi
 
 
 def _json(document: Any) -> Response:
-    return Response(orjson.dumps(document, option=orjson.OPT_UTC_Z), media_type="application/json")
+    return json_response(document)
 
 
 @router.put(

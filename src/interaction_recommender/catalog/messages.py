@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any, Literal
-from uuid import UUID
 
-import orjson
 from sqlalchemy import Row
 
 from interaction_recommender.outbox.repository import OutboxMessage
+from interaction_recommender.wire import dumps
 
 __all__ = ["SCHEMA_VERSION", "CatalogChange", "catalog_message", "movie_document"]
 
@@ -21,7 +20,7 @@ CatalogChange = Literal["upserted", "placeholder", "hidden"]
 def movie_document(row: Row[Any]) -> dict[str, Any]:
     """A stored movie in its wire shape (GET /movies/{id}, catalog messages)."""
     return {
-        "movieId": UUID(bytes=row.movie_id.bytes),  # asyncpg's UUID type is not orjson's
+        "movieId": row.movie_id,
         "title": row.title,
         "genres": row.genres or [],
         "releaseYear": row.release_year,
@@ -42,7 +41,7 @@ def catalog_message(topic: str, row: Row[Any], change: CatalogChange) -> OutboxM
     return OutboxMessage(
         topic=topic,
         key=str(row.movie_id),
-        payload=orjson.dumps(body, option=orjson.OPT_UTC_Z),
+        payload=dumps(body),
     )
 
 

@@ -16,9 +16,7 @@ from interaction_recommender.catalog.cache import CatalogCache
 from interaction_recommender.catalog.service import create_placeholders
 from interaction_recommender.storage.database import Database
 
-__all__ = ["PLACEHOLDER_GROUP", "PlaceholderCreator"]
-
-PLACEHOLDER_GROUP = "interaction-recommender-catalog"
+__all__ = ["PlaceholderCreator"]
 
 
 class PlaceholderCreator:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 from pydantic import Field, model_validator
@@ -12,7 +11,7 @@ from pydantic import Field, model_validator
 from interaction_recommender.deadletter.repository import DeadLetterRepository
 from interaction_recommender.deadletter.service import dead_letter_document, replay
 from interaction_recommender.deps import RuntimeDep, Transaction, require_admin
-from interaction_recommender.wire import WireModel
+from interaction_recommender.wire import WireModel, json_response
 
 __all__ = ["router"]
 
@@ -46,7 +45,7 @@ async def list_dead_letters(
         "deadLetters": [dead_letter_document(row) for row in rows],
         "pendingCount": await repo.count_pending(),
     }
-    return Response(orjson.dumps(body, option=orjson.OPT_UTC_Z), media_type="application/json")
+    return json_response(body)
 
 
 @router.post("/admin/dlq/replay", summary="Re-inject dead letters into their topic")

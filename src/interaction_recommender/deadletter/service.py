@@ -6,13 +6,12 @@ import base64
 from collections.abc import Sequence
 from typing import Any
 
-import orjson
 from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from interaction_recommender.deadletter.repository import DeadLetter, DeadLetterRepository
 from interaction_recommender.outbox.repository import OutboxMessage, OutboxRepository
-from interaction_recommender.wire import utc_now
+from interaction_recommender.wire import dumps, utc_now
 
 __all__ = ["SCHEMA_VERSION", "dead_letter_document", "record", "replay"]
 
@@ -26,7 +25,7 @@ async def record(conn: AsyncConnection, letters: Sequence[DeadLetter], *, dlq_to
         OutboxMessage(
             topic=dlq_topic,
             key=letter.key,
-            payload=orjson.dumps(_document(letter_id, letter), option=orjson.OPT_UTC_Z),
+            payload=dumps(_document(letter_id, letter)),
         )
         for letter_id, letter in zip(ids, letters, strict=True)
     ]

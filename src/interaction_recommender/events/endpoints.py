@@ -6,7 +6,6 @@ import contextlib
 from typing import Any
 from uuid import UUID
 
-import orjson
 from fastapi import APIRouter
 from fastapi.responses import Response
 
@@ -25,6 +24,7 @@ from interaction_recommender.events.schemas import (
     parse_batch_item,
 )
 from interaction_recommender.events.store import IngestOutcome
+from interaction_recommender.wire import json_response
 
 __all__ = ["router"]
 
@@ -95,7 +95,7 @@ async def track_batch(body: BatchRequest, runtime: RuntimeDep) -> Response:
         "duplicates": statuses.count("duplicate"),
         "rejected": statuses.count("rejected"),
     }
-    return Response(orjson.dumps(body_out, option=orjson.OPT_UTC_Z), media_type="application/json")
+    return json_response(body_out)
 
 
 def _rejected(index: int, raw: Any, error: str) -> dict[str, Any]:

@@ -45,6 +45,7 @@ from interaction_recommender.features.model import (
 from interaction_recommender.features.snapshot import SnapshotRepository
 from interaction_recommender.features.store import FeatureStore
 from interaction_recommender.storage.database import Database
+from interaction_recommender.wire import dumps
 
 __all__ = ["FEATURE_GROUP", "FeatureConsumer", "WriteConflict"]
 
@@ -225,14 +226,13 @@ class FeatureConsumer:
             Message(
                 self._features_topic,
                 str(f.user_id).encode(),
-                orjson.dumps(
+                dumps(
                     {
                         "schemaVersion": PROCESSED_SCHEMA_VERSION,
                         "userId": f.user_id,
                         "version": f.version,
                         "features": feature_document(f),
-                    },
-                    option=orjson.OPT_UTC_Z,
+                    }
                 ),
             )
             for f in updated
