@@ -389,3 +389,55 @@ async def _count(service: Service, *conditions: Any) -> int:
     """Rows matching all conditions (on one table)."""
     async with service.runtime.database.transaction() as conn:
         return int((await conn.execute(select(func.count()).where(*conditions))).scalar_one())
+
+
+async def test_a_crash_between_snapshot_and_redis_is_repaired_by_the_redelivery(
+    consuming: Service,
+) -> None:
+    """A process killed after its snapshot commit but before its Redis write: the batch comes
+    back (offsets were not committed) as repeats, and their handling brings Redis up to date."""
+    from interaction_recommender.events.messages import SCHEMA_VERSION
+
+    runtime = consuming.runtime
+    user = uuid.uuid4()
+
+    def record(sequence: int) -> Record:
+        body = {
+            "schemaVersion": SCHEMA_VERSION,
+            "eventId": str(uuid.uuid4()),
+            "sequence": sequence,
+            "requestId": str(uuid.uuid4()),
+            "eventType": "search",
+            "userId": str(user),
+            "movieId": None,
+            "clientTimestamp": "2026-11-01T12:00:00Z",
+            "serverTimestamp": "2026-11-01T12:00:00Z",
+            "metadata": {"query": "noir"},
+        }
+        return Record("t", 0, sequence, str(user).encode(), orjson.dumps(body))
+
+    def consumer(store: Any) -> FeatureConsumer:
+        return FeatureConsumer(
+            runtime.database,
+            store,
+            runtime.catalog,
+            runtime.bus,
+            features_topic=runtime.topics.processed_features,
+            dlq_topic=runtime.topics.interaction_events_dlq,
+        )
+
+    class DiesBeforeRedis:
+        name = "dies"
+
+        async def put_many(self, features: Any) -> None:
+            raise asyncio.CancelledError  # the process is gone
+
+    await consumer(runtime.feature_store).handle([record(1)])
+    with pytest.raises(asyncio.CancelledError):
+        await consumer(DiesBeforeRedis()).handle([record(2)])
+    stale = (await runtime.feature_store.get_many([user]))[user]
+    assert stale.total_interactions == 1  # Redis is behind the snapshot
+
+    await consumer(runtime.feature_store).handle([record(2)])  # the redelivery
+
+    assert (await runtime.feature_store.get_many([user]))[user].total_interactions == 2

@@ -106,6 +106,7 @@ class FeatureConsumer:
         users = sorted(set(by_user) | poisoned_users)
 
         updated: list[UserFeatures] = []
+        unchanged: list[UserFeatures] = []
         applied: list[EventMessage] = []
         async with self._database.transaction() as conn:
             snapshot = SnapshotRepository(conn)
@@ -125,6 +126,8 @@ class FeatureConsumer:
                     after.version = before.version + 1  # one write, one version step (the CAS)
                     updated.append(after)
                     applied += user_applied
+                elif user_id in stored:
+                    unchanged.append(before)
             if conflicts := await snapshot.save_many(updated, datetime.now(UTC)):
                 raise WriteConflict(f"{len(conflicts)} user(s) written concurrently; retrying")
             if poison:
@@ -134,7 +137,10 @@ class FeatureConsumer:
         self.dead_lettered += len(poison)
         metrics.DEAD_LETTERS.inc(len(poison))
         self._observe_freshness(applied)
-        await self._write_online(updated)
+        # Users whose messages were all repeats are written too: a process that died between
+        # its snapshot commit and its Redis write left Redis behind, and its batch comes back
+        # as repeats. The write is put-if-newer, so it is a no-op when Redis is current.
+        await self._write_online(updated + unchanged)
         await self._publish(updated)
 
     def _decode(

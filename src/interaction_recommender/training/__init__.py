@@ -1,0 +1,1 @@
+"""Offline training and evaluation: the MovieLens-100K quality benchmark and its baselines."""

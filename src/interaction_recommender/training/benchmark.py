@@ -1,0 +1,611 @@
+"""Offline quality benchmark on MovieLens-100K: a fixed protocol comparable with published numbers.
+
+Protocol (see ``movielens`` and ``metrics`` for the exact definitions):
+
+1. Data: ML-100K from the pinned ``recbole==1.2.1`` wheel (100,000 ratings, 943 users,
+   1,682 items); every rating is a binary interaction.
+2. Splits: ``random`` — per-item stratified 75/25 (Recommenders' ``python_stratified_split``
+   semantics, seed 42; must give 75,066 / 24,934 rows); ``time`` — each user's last 20% by
+   timestamp. Tuning uses only an *inner* split of the train part made by the same splitter.
+3. Task: for each test user rank all items minus the user's train items; top 10.
+4. Metrics: nDCG@10 (primary), Precision@10, Recall@10, MAP, averaged over test users; 95%
+   user-bootstrap interval of nDCG (1,000 resamples, fixed seed) and the paired nDCG
+   difference to EASE with its own bootstrap interval.
+5. Self-test: SAR must reproduce the published numbers on the random split to 1e-4, or the run
+   raises :class:`SelfTestError` before anything is tuned.
+6. Each model is tuned on the inner split only; exactly one configuration per model (the tuned
+   one) is scored on the test split — the test-split evaluator refuses a second scoring.
+
+Wiring the service's own model — pass a :class:`ServiceModel` to :func:`run_benchmark`::
+
+    def fit_and_recommend(train, items, inner):
+        # train: Interactions (the split's train part; the test part is never passed)
+        # items: ItemMetadata (titles, years, genres per item index)
+        # inner: Split of `train` (inner.train / inner.test) for tuning, same splitter
+        ...tune on inner, refit on train...
+        return ServiceFit(recommend=recommend, configs_tuned=12, params={"l2": 300})
+        # or just `return recommend`
+
+    def recommend(users, k):
+        # users: int64 user indices; return a (len(users), k) int array of item indices,
+        # best first, distinct per row, excluding the user's items in `train`; -1 pads.
+        ...
+
+    report = run_benchmark(fit_and_recommend)
+    print(report.to_markdown())
+
+The callable is called once per split; its wall time is reported as its tuning time.
+
+Runner: ``python -m interaction_recommender.training.benchmark [--splits random time]
+[--output report.md]``. BLAS is limited to ``--blas-threads`` (default 1) via threadpoolctl.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
+
+from interaction_recommender.training.baselines import (
+    ALS,
+    EASE,
+    SAR,
+    ItemKNN,
+    MostPop,
+    Recommender,
+)
+from interaction_recommender.training.metrics import (
+    Interval,
+    MetricMeans,
+    PerUserMetrics,
+    bootstrap_interval,
+    check_recommendations,
+    paired_difference,
+    ranking_metrics,
+)
+from interaction_recommender.training.movielens import (
+    RECBOLE_VERSION,
+    DataIntegrityError,
+    IntArray,
+    Interactions,
+    ItemMetadata,
+    Split,
+    load_movielens_100k,
+    stratified_split,
+    time_split,
+)
+
+logger = logging.getLogger(__name__)
+
+K = 10
+N_RESAMPLES = 1000
+BOOTSTRAP_SEED = 0
+SPLIT_SEED = 42
+TRAIN_RATIO = 0.75
+TIME_TEST_FRACTION = 0.2
+EXPECTED_RANDOM_SPLIT = (75_066, 24_934)
+SELF_TEST_TOLERANCE = 1e-4
+#: SAR (jaccard, 30-day half-life) on the random split, Microsoft Recommenders' numbers.
+SAR_REFERENCE = MetricMeans(ndcg=0.393819, precision=0.340615, recall=0.185377, map=0.114038)
+#: nDCG@10 published for the same protocol (ML-100K, stratified 75/25 seed 42, top 10).
+PUBLISHED_RANDOM: tuple[tuple[str, float], ...] = (
+    ("BiVAE", 0.4687),
+    ("BPR (cornac)", 0.4450),
+    ("LightGCN", 0.4164),
+    ("NCF", 0.3686),
+)
+REFERENCE_MODEL = "EASE"
+SPLIT_NAMES = ("random", "time")
+
+
+class SelfTestError(RuntimeError):
+    """SAR did not reproduce the published numbers: data, split or metrics are off."""
+
+
+class RecommendFn(Protocol):
+    """``(user indices, k) -> (len(users), k)`` item indices, best first, seen items excluded."""
+
+    def __call__(self, users: IntArray, k: int, /) -> IntArray: ...
+
+
+@dataclass(frozen=True)
+class ServiceFit:
+    """What a :class:`ServiceModel` may return instead of a bare :class:`RecommendFn`."""
+
+    recommend: RecommendFn
+    configs_tuned: int | None = None
+    params: Mapping[str, object] = field(default_factory=dict)
+    name: str | None = None
+
+
+class ServiceModel(Protocol):
+    """``fit_and_recommend(train, items, inner) -> RecommendFn | ServiceFit`` (module doc)."""
+
+    def __call__(
+        self, train: Interactions, items: ItemMetadata, inner: Split, /
+    ) -> RecommendFn | ServiceFit: ...
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A baseline and the grid it is tuned over (one config means fixed, not tuned)."""
+
+    name: str
+    build: Callable[..., Recommender]
+    grid: tuple[Mapping[str, float], ...] = ({},)
+
+    @property
+    def tuned(self) -> bool:
+        return len(self.grid) > 1
+
+
+def _grid(**axes: Sequence[float]) -> tuple[Mapping[str, float], ...]:
+    names = list(axes)
+    return tuple(
+        dict(zip(names, values, strict=True)) for values in itertools.product(*axes.values())
+    )
+
+
+DEFAULT_SPECS: tuple[ModelSpec, ...] = (
+    ModelSpec("MostPop", MostPop),
+    ModelSpec("SAR", SAR, ({"half_life_days": 30.0},)),
+    ModelSpec(
+        "ItemKNN",
+        ItemKNN,
+        _grid(neighbors=(20, 50, 100, 200, 400), shrinkage=(0.0, 10.0, 50.0, 100.0)),
+    ),
+    ModelSpec(
+        "ALS",
+        ALS,
+        _grid(
+            factors=(32, 64, 96),
+            regularization=(10.0, 20.0, 35.0, 50.0),
+            alpha=(2.0, 3.0, 4.0, 6.0),
+        ),
+    ),
+    ModelSpec(
+        "EASE",
+        EASE,
+        _grid(l2=(50.0, 100.0, 200.0, 300.0, 400.0, 500.0, 700.0, 1000.0, 1500.0, 2000.0)),
+    ),
+)
+
+
+# --------------------------------------------------------------------------------------------
+# evaluation
+
+
+class SplitEvaluator:
+    """Scores recommendation functions on one split's test part.
+
+    With ``once=True`` (the outer test split) each model name may be scored once; a second
+    attempt raises, so no configuration search can touch the test split unnoticed.
+    """
+
+    def __init__(self, split: Split, k: int = K, *, once: bool) -> None:
+        self.split = split
+        self.k = k
+        self.once = once
+        self.users = split.test.active_users()
+        self.relevant = split.test.seen_mask()[self.users]
+        self.seen = split.train.seen_mask()[self.users]
+        self.results: dict[str, PerUserMetrics] = {}
+        self.scorings: dict[str, int] = {}
+
+    def evaluate(self, name: str, recommend: RecommendFn) -> PerUserMetrics:
+        if self.once and name in self.scorings:
+            raise RuntimeError(f"{name} was already scored on the test split of {self.split.name}")
+        recommended = np.asarray(recommend(self.users.copy(), self.k))
+        if recommended.shape != (len(self.users), self.k):
+            raise ValueError(
+                f"{name}: expected recommendations of shape {(len(self.users), self.k)}, "
+                f"got {recommended.shape}"
+            )
+        check_recommendations(recommended, self.split.train.n_items)
+        recommended = recommended.astype(np.int64)
+        valid = recommended >= 0
+        rows = np.arange(len(self.users))[:, None]
+        if np.any(self.seen[rows, np.maximum(recommended, 0)] & valid):
+            raise ValueError(f"{name}: recommended an item the user has in train")
+        metrics = ranking_metrics(recommended, self.relevant, self.k, self.users)
+        self.scorings[name] = self.scorings.get(name, 0) + 1
+        self.results[name] = metrics
+        return metrics
+
+
+def _recommend_fn(model: Recommender) -> RecommendFn:
+    def recommend(users: IntArray, k: int, /) -> IntArray:
+        return model.recommend(users, k, exclude_seen=True)
+
+    return recommend
+
+
+@dataclass(frozen=True)
+class ModelResult:
+    """One row of a split's table."""
+
+    name: str
+    params: Mapping[str, object]
+    metrics: PerUserMetrics
+    ndcg: Interval
+    delta_vs_reference: Interval | None
+    configs_tuned: int | None
+    tuning_seconds: float
+    fit_seconds: float
+    inner_ndcg: float | None
+
+    @property
+    def means(self) -> MetricMeans:
+        return self.metrics.means()
+
+
+@dataclass(frozen=True)
+class SplitReport:
+    """Results of every model on one split, plus the split's sizes."""
+
+    name: str
+    description: str
+    sizes: Mapping[str, int]
+    results: tuple[ModelResult, ...]
+    published: tuple[tuple[str, float], ...]
+    test_scorings: Mapping[str, int]
+
+    def result(self, name: str) -> ModelResult:
+        for row in self.results:
+            if row.name == name:
+                return row
+        raise KeyError(name)
+
+    def to_markdown(self) -> str:
+        sizes = self.sizes
+        lines = [
+            f"### Split `{self.name}` — {self.description}",
+            "",
+            f"Train {sizes['train']:,} rows, test {sizes['test']:,} rows, "
+            f"{sizes['test_users']:,} test users; inner split for tuning: "
+            f"{sizes['inner_train']:,} / {sizes['inner_test']:,} rows.",
+            "",
+            "| model | nDCG@10 [95% CI] | P@10 | R@10 | MAP | Δ nDCG vs EASE [95% CI] "
+            "| configs tuned (inner split) | tuning time | chosen config |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for row in sorted(self.results, key=lambda r: -r.ndcg.estimate):
+            means = row.means
+            delta = (
+                "—"
+                if row.delta_vs_reference is None
+                else f"{row.delta_vs_reference.estimate:+.4f} "
+                f"[{row.delta_vs_reference.low:+.4f}, {row.delta_vs_reference.high:+.4f}]"
+            )
+            configs = "0 (fixed)" if row.configs_tuned == 0 else str(row.configs_tuned or "?")
+            lines.append(
+                f"| {row.name} | {row.ndcg.estimate:.4f} [{row.ndcg.low:.4f}, {row.ndcg.high:.4f}] "
+                f"| {means.precision:.4f} | {means.recall:.4f} | {means.map:.4f} | {delta} "
+                f"| {configs} | {row.tuning_seconds:.1f} s | {_format_params(row.params)} |"
+            )
+        for name, ndcg in self.published:
+            lines.append(
+                f"| {name} (published, same protocol) | {ndcg:.4f} | — | — | — | — | — | — | — |"
+            )
+        scored = ", ".join(f"{name} {count}" for name, count in self.test_scorings.items())
+        lines += [
+            "",
+            f"Configurations scored on the test split: {sum(self.test_scorings.values())} "
+            f"({scored}); everything else was scored on the inner split only.",
+        ]
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class SelfTestResult:
+    expected: MetricMeans
+    observed: MetricMeans
+    tolerance: float
+
+    @property
+    def max_abs_error(self) -> float:
+        return max(
+            abs(float(getattr(self.expected, name)) - float(getattr(self.observed, name)))
+            for name in ("ndcg", "precision", "recall", "map")
+        )
+
+    @property
+    def passed(self) -> bool:
+        return self.max_abs_error <= self.tolerance
+
+
+@dataclass(frozen=True)
+class Report:
+    """Everything one benchmark run measured; :meth:`to_markdown` renders it."""
+
+    self_test: SelfTestResult
+    splits: tuple[SplitReport, ...]
+    runtime_seconds: float
+    data: str
+
+    def split(self, name: str) -> SplitReport:
+        for report in self.splits:
+            if report.name == name:
+                return report
+        raise KeyError(name)
+
+    @property
+    def test_scorings(self) -> dict[str, Mapping[str, int]]:
+        return {report.name: report.test_scorings for report in self.splits}
+
+    def to_markdown(self) -> str:
+        observed, expected = self.self_test.observed, self.self_test.expected
+        lines = [
+            "## MovieLens-100K offline benchmark",
+            "",
+            f"Data: {self.data}.",
+            "",
+            f"Self-test (SAR, random split): {'PASSED' if self.self_test.passed else 'FAILED'} — "
+            f"MAP {observed.map:.6f} (published {expected.map:.6f}), "
+            f"nDCG@10 {observed.ndcg:.6f} ({expected.ndcg:.6f}), "
+            f"P@10 {observed.precision:.6f} ({expected.precision:.6f}), "
+            f"R@10 {observed.recall:.6f} ({expected.recall:.6f}); "
+            f"max |error| {self.self_test.max_abs_error:.1e} "
+            f"(tolerance {self.self_test.tolerance:g}).",
+            "",
+        ]
+        for report in self.splits:
+            lines += [report.to_markdown(), ""]
+        lines.append(f"Runtime: {self.runtime_seconds:.0f} s.")
+        return "\n".join(lines)
+
+
+def _format_params(params: Mapping[str, object]) -> str:
+    if not params:
+        return "—"
+    return ", ".join(
+        f"{key}={value:g}" if isinstance(value, float) else f"{key}={value}"
+        for key, value in params.items()
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# running
+
+
+def run_self_test(split: Split, evaluator: SplitEvaluator | None = None) -> SelfTestResult:
+    """Fit SAR on ``split`` and compare with :data:`SAR_REFERENCE`; raise on mismatch."""
+    evaluator = evaluator or SplitEvaluator(split, K, once=False)
+    model = SAR(half_life_days=30.0).fit(split.train)
+    observed = evaluator.evaluate("SAR", _recommend_fn(model)).means()
+    result = SelfTestResult(SAR_REFERENCE, observed, SELF_TEST_TOLERANCE)
+    if not result.passed:
+        raise SelfTestError(
+            f"SAR self-test failed: observed {observed}, expected {SAR_REFERENCE} "
+            f"(tolerance {SELF_TEST_TOLERANCE})"
+        )
+    return result
+
+
+def _tune(
+    spec: ModelSpec, inner: Split, inner_evaluator: SplitEvaluator
+) -> tuple[Mapping[str, float], float | None, int, float]:
+    """Best grid point by inner nDCG@10 (first wins ties): params, score, configs, seconds."""
+    if not spec.tuned:
+        return spec.grid[0], None, 0, 0.0
+    started = time.perf_counter()
+    best: tuple[float, Mapping[str, float]] | None = None
+    for params in spec.grid:
+        model = spec.build(**params).fit(inner.train)
+        score = inner_evaluator.evaluate(spec.name, _recommend_fn(model)).means().ndcg
+        logger.info("  inner %s %s: nDCG@10 %.4f", spec.name, _format_params(params), score)
+        if best is None or score > best[0]:
+            best = (score, params)
+    assert best is not None
+    return best[1], best[0], len(spec.grid), time.perf_counter() - started
+
+
+@dataclass(frozen=True)
+class _Row:
+    name: str
+    params: Mapping[str, object]
+    configs_tuned: int | None
+    tuning_seconds: float
+    fit_seconds: float = 0.0
+    inner_ndcg: float | None = None
+
+
+def evaluate_split(
+    split: Split,
+    inner: Split,
+    items: ItemMetadata,
+    *,
+    description: str,
+    specs: Sequence[ModelSpec] = DEFAULT_SPECS,
+    service_model: ServiceModel | None = None,
+    service_name: str = "service",
+    evaluator: SplitEvaluator | None = None,
+    k: int = K,
+    n_resamples: int = N_RESAMPLES,
+    bootstrap_seed: int = BOOTSTRAP_SEED,
+    published: tuple[tuple[str, float], ...] = (),
+) -> SplitReport:
+    """Tune every spec on ``inner``, refit on ``split.train``, score once on ``split.test``.
+
+    A fixed (untuned) spec already scored by ``evaluator`` (the self-test's SAR) is reused, not
+    scored again.
+    """
+    evaluator = evaluator or SplitEvaluator(split, k, once=True)
+    inner_evaluator = SplitEvaluator(inner, k, once=False)
+    rows: list[_Row] = []
+    for spec in specs:
+        logger.info("%s: %s", split.name, spec.name)
+        params, inner_ndcg, configs, tuning_seconds = _tune(spec, inner, inner_evaluator)
+        started = time.perf_counter()
+        fit_seconds = 0.0
+        if spec.tuned or spec.name not in evaluator.results:
+            model = spec.build(**params).fit(split.train)
+            fit_seconds = time.perf_counter() - started
+            evaluator.evaluate(spec.name, _recommend_fn(model))
+        rows.append(_Row(spec.name, params, configs, tuning_seconds, fit_seconds, inner_ndcg))
+    if service_model is not None:
+        logger.info("%s: %s", split.name, service_name)
+        started = time.perf_counter()
+        fitted = service_model(split.train, items, inner)
+        elapsed = time.perf_counter() - started
+        if not isinstance(fitted, ServiceFit):
+            fitted = ServiceFit(recommend=fitted)
+        row = _Row(fitted.name or service_name, fitted.params, fitted.configs_tuned, elapsed)
+        evaluator.evaluate(row.name, fitted.recommend)
+        rows.append(row)
+
+    reference = evaluator.results.get(REFERENCE_MODEL)
+    results = []
+    for row in rows:
+        metrics = evaluator.results[row.name]
+        results.append(
+            ModelResult(
+                name=row.name,
+                params=row.params,
+                metrics=metrics,
+                ndcg=bootstrap_interval(metrics.ndcg, n_resamples=n_resamples, seed=bootstrap_seed),
+                delta_vs_reference=(
+                    None
+                    if reference is None or row.name == REFERENCE_MODEL
+                    else paired_difference(
+                        metrics.ndcg, reference.ndcg, n_resamples=n_resamples, seed=bootstrap_seed
+                    )
+                ),
+                configs_tuned=row.configs_tuned,
+                tuning_seconds=row.tuning_seconds,
+                fit_seconds=row.fit_seconds,
+                inner_ndcg=row.inner_ndcg,
+            )
+        )
+    sizes = {
+        "train": len(split.train),
+        "test": len(split.test),
+        "test_users": len(evaluator.users),
+        "inner_train": len(inner.train),
+        "inner_test": len(inner.test),
+    }
+    return SplitReport(
+        name=split.name,
+        description=description,
+        sizes=sizes,
+        results=tuple(results),
+        published=published,
+        test_scorings=dict(evaluator.scorings),
+    )
+
+
+def random_splits(interactions: Interactions) -> tuple[Split, Split]:
+    """The outer stratified split (checked against the expected sizes) and its inner split."""
+    outer = stratified_split(interactions, TRAIN_RATIO, SPLIT_SEED, name="random")
+    if (len(outer.train), len(outer.test)) != EXPECTED_RANDOM_SPLIT:
+        raise DataIntegrityError(
+            f"random split has {len(outer.train)} / {len(outer.test)} rows, "
+            f"expected {EXPECTED_RANDOM_SPLIT[0]} / {EXPECTED_RANDOM_SPLIT[1]}"
+        )
+    inner = stratified_split(outer.train, TRAIN_RATIO, SPLIT_SEED, name="random-inner")
+    return outer, inner
+
+
+def time_splits(interactions: Interactions) -> tuple[Split, Split]:
+    outer = time_split(interactions, TIME_TEST_FRACTION, name="time")
+    inner = time_split(outer.train, TIME_TEST_FRACTION, name="time-inner")
+    return outer, inner
+
+
+def run_benchmark(
+    service_model: ServiceModel | None = None,
+    *,
+    splits: Sequence[str] = SPLIT_NAMES,
+    service_name: str = "service",
+    specs: Sequence[ModelSpec] = DEFAULT_SPECS,
+    cache_dir: Path | str | None = None,
+    blas_threads: int = 1,
+    n_resamples: int = N_RESAMPLES,
+) -> Report:
+    """Fetch ML-100K, split, self-test (SAR), tune and score the baselines (and the service
+    model, when given) on each requested split; see the module docstring for the protocol."""
+    unknown = set(splits) - set(SPLIT_NAMES)
+    if unknown:
+        raise ValueError(f"unknown splits {sorted(unknown)}; choose from {SPLIT_NAMES}")
+    started = time.perf_counter()
+    with threadpool_limits(limits=blas_threads):
+        dataset = load_movielens_100k(cache_dir)
+        interactions = dataset.interactions
+        random_outer, random_inner = random_splits(interactions)
+        random_evaluator = SplitEvaluator(random_outer, K, once=True)
+        logger.info("self-test: SAR on the random split")
+        self_test = run_self_test(random_outer, random_evaluator)
+        reports = []
+        for name in splits:
+            if name == "random":
+                outer, inner = random_outer, random_inner
+                evaluator: SplitEvaluator | None = random_evaluator
+                description = "per-item stratified 75/25, seed 42"
+                published = PUBLISHED_RANDOM
+            else:
+                outer, inner = time_splits(interactions)
+                evaluator = None
+                description = "each user's last 20% of interactions by timestamp"
+                published = ()
+            reports.append(
+                evaluate_split(
+                    outer,
+                    inner,
+                    dataset.items,
+                    description=description,
+                    specs=specs,
+                    service_model=service_model,
+                    service_name=service_name,
+                    evaluator=evaluator,
+                    n_resamples=n_resamples,
+                    published=published,
+                )
+            )
+    data = (
+        f"MovieLens-100K from recbole=={RECBOLE_VERSION} (ml-100k.inter, sha256-verified): "
+        f"{len(interactions):,} interactions, {interactions.n_users:,} users, "
+        f"{interactions.n_items:,} items; top {K}, all unseen items ranked"
+    )
+    return Report(self_test, tuple(reports), time.perf_counter() - started, data)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0] if __doc__ else None)
+    parser.add_argument("--splits", nargs="+", choices=SPLIT_NAMES, default=list(SPLIT_NAMES))
+    parser.add_argument("--cache-dir", type=Path, default=None)
+    parser.add_argument("--output", type=Path, default=None, help="also write the markdown here")
+    parser.add_argument("--blas-threads", type=int, default=1)
+    parser.add_argument("--resamples", type=int, default=N_RESAMPLES)
+    parser.add_argument("--quiet", action="store_true")
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING if args.quiet else logging.INFO,
+        format="%(asctime)s %(message)s",
+    )
+    try:
+        report = run_benchmark(
+            splits=args.splits,
+            cache_dir=args.cache_dir,
+            blas_threads=args.blas_threads,
+            n_resamples=args.resamples,
+        )
+    except SelfTestError as error:
+        logger.error("%s", error)
+        return 2
+    markdown = report.to_markdown()
+    print(markdown)
+    if args.output is not None:
+        args.output.write_text(markdown + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
