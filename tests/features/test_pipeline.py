@@ -429,7 +429,7 @@ async def test_a_crash_between_snapshot_and_redis_is_repaired_by_the_redelivery(
     class DiesBeforeRedis:
         name = "dies"
 
-        async def put_many(self, features: Any) -> None:
+        async def put_many(self, features: Any, encoded: Any = None) -> None:
             raise asyncio.CancelledError  # the process is gone
 
     await consumer(runtime.feature_store).handle([record(1)])

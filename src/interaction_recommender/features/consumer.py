@@ -38,6 +38,7 @@ from interaction_recommender.features.model import (
     FeatureConfig,
     UserFeatures,
     apply_events,
+    encode,
     feature_document,
     mark_dead_lettered,
     new_features,
@@ -128,7 +129,8 @@ class FeatureConsumer:
                     applied += user_applied
                 elif user_id in stored:
                     unchanged.append(before)
-            if conflicts := await snapshot.save_many(updated, datetime.now(UTC)):
+            encoded = {f.user_id: encode(f) for f in updated}  # once, for both stores
+            if conflicts := await snapshot.save_many(updated, datetime.now(UTC), encoded):
                 raise WriteConflict(f"{len(conflicts)} user(s) written concurrently; retrying")
             if poison:
                 await record_dead_letters(
@@ -140,7 +142,7 @@ class FeatureConsumer:
         # Users whose messages were all repeats are written too: a process that died between
         # its snapshot commit and its Redis write left Redis behind, and its batch comes back
         # as repeats. The write is put-if-newer, so it is a no-op when Redis is current.
-        await self._write_online(updated + unchanged)
+        await self._write_online(updated + unchanged, encoded)
         await self._publish(updated)
 
     def _decode(
@@ -202,17 +204,19 @@ class FeatureConsumer:
             failed_at=datetime.now(UTC),
         )
 
-    async def _write_online(self, updated: list[UserFeatures]) -> None:
+    async def _write_online(
+        self, updated: list[UserFeatures], encoded: dict[UUID, bytes] | None = None
+    ) -> None:
         for features in updated:
             self._unsynced[features.user_id] = features
-        await self._sync_online_store()
+        await self._sync_online_store(encoded)
 
-    async def _sync_online_store(self) -> None:
+    async def _sync_online_store(self, encoded: dict[UUID, bytes] | None = None) -> None:
         if not self._unsynced:
             return
         pending = list(self._unsynced.values())
         try:
-            await self._store.put_many(pending)
+            await self._store.put_many(pending, encoded)
         except Exception as exc:  # the snapshot has them; Redis catches up on a later batch
             metrics.ONLINE_STORE_FAILURES.inc()
             log.warning(

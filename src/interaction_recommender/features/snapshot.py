@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from uuid import UUID
 
@@ -60,7 +60,12 @@ class SnapshotRepository:
         rows = await self._conn.execute(select(user_features.c.data))
         return [decode(row.data) for row in rows]
 
-    async def save_many(self, features: Sequence[UserFeatures], now: datetime) -> set[UUID]:
+    async def save_many(
+        self,
+        features: Sequence[UserFeatures],
+        now: datetime,
+        encoded: Mapping[UUID, bytes] | None = None,
+    ) -> set[UUID]:
         """Write each user's features if the stored version is exactly one below (or the user is
         new at version 1): compare-and-set. Returns the users whose write was refused (someone
         else wrote first: reload and apply again)."""
@@ -83,7 +88,7 @@ class SnapshotRepository:
                     "user_id": f.user_id,
                     "version": f.version,
                     "watermark": f.watermark,
-                    "data": encode(f),
+                    "data": encoded[f.user_id] if encoded else encode(f),
                     "updated_at": now,
                 }
                 for f in chunk

@@ -11,7 +11,7 @@ user's key holds the tombstone ``erased`` (same TTL), which no write replaces.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 from uuid import UUID
 
@@ -40,8 +40,11 @@ class FeatureStore(Protocol):
     async def get_many(self, user_ids: Iterable[UUID]) -> dict[UUID, UserFeatures]:
         """The stored features of those users that have some (one round trip)."""
 
-    async def put_many(self, features: Sequence[UserFeatures]) -> None:
-        """Store each unless the stored version is the same or newer, or the user was erased."""
+    async def put_many(
+        self, features: Sequence[UserFeatures], encoded: Mapping[UUID, bytes] | None = None
+    ) -> None:
+        """Store each unless the stored version is the same or newer, or the user was erased.
+        ``encoded`` may carry ``encode(f)`` per user when the caller has it already."""
 
     async def erase(self, user_id: UUID) -> None:
         """Delete the user's features and block later writes (a tombstone)."""
@@ -72,7 +75,9 @@ class RedisFeatureStore:
                 found[user_id] = decode(value[_VERSION_DIGITS:])
         return found
 
-    async def put_many(self, features: Sequence[UserFeatures]) -> None:
+    async def put_many(
+        self, features: Sequence[UserFeatures], encoded: Mapping[UUID, bytes] | None = None
+    ) -> None:
         if not features:
             return
         async with self._redis.pipeline(transaction=False) as pipe:
@@ -80,7 +85,7 @@ class RedisFeatureStore:
                 version = b"%020d" % item.version
                 await self._put(
                     keys=[self.key(item.user_id)],
-                    args=[version, version + encode(item), self._ttl_s],
+                    args=[version, version + _encoded(item, encoded), self._ttl_s],
                     client=pipe,
                 )
             await pipe.execute()
@@ -109,7 +114,9 @@ class MemoryFeatureStore:
     async def get_many(self, user_ids: Iterable[UUID]) -> dict[UUID, UserFeatures]:
         return {u: self._features[u] for u in user_ids if u in self._features}
 
-    async def put_many(self, features: Sequence[UserFeatures]) -> None:
+    async def put_many(
+        self, features: Sequence[UserFeatures], encoded: Mapping[UUID, bytes] | None = None
+    ) -> None:
         for item in features:
             current = self._features.get(item.user_id)
             if item.user_id in self._erased or (current and current.version >= item.version):
@@ -122,3 +129,9 @@ class MemoryFeatureStore:
 
     async def probe(self) -> str:
         return f"{len(self._features)} users in memory"
+
+
+def _encoded(features: UserFeatures, encoded: Mapping[UUID, bytes] | None) -> bytes:
+    if encoded is not None and features.user_id in encoded:
+        return encoded[features.user_id]
+    return encode(features)

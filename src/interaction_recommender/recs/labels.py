@@ -1,0 +1,66 @@
+"""Implicit-feedback labels: how much a user's interactions with a movie say they like it.
+
+One definition serves training (labels of the user-item matrix) and serving (the user's history
+vector at request time), so the model is always fed what it was trained on. The weights travel
+inside the model artifact.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from uuid import UUID
+
+from interaction_recommender.features.model import UserFeatures
+
+__all__ = ["LabelWeights", "user_labels"]
+
+
+@dataclass(frozen=True)
+class LabelWeights:
+    """Every weight of the labels (settings LABEL_*; stored in the model's manifest)."""
+
+    completed: float = 1.0
+    """A view watched to completion."""
+    rewatch: float = 0.5
+    """Added per extra view of a completed movie (up to three): rewatches are strong positives."""
+    partial: float = 0.8
+    """Times the highest progress (0..1) of a movie not completed."""
+    abandoned: float = -0.3
+    """A movie left below `abandon_below` percent and never completed: a weak negative."""
+    abandon_below: float = 25.0
+    rating_base: float = 1.0
+    """A rating means the user watched the movie; every rating is a positive of this weight..."""
+    rating_slope: float = 0.25
+    """... plus this much per star above 3 (minus below): 1 star 0.5, 5 stars 1.5."""
+    favorite: float = 1.0
+    unfavorite: float = -0.5
+    """A favorite removed."""
+
+    def as_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+def user_labels(features: UserFeatures, weights: LabelWeights) -> dict[UUID, float]:
+    """Movie -> label weight from a user's features (positive: liked; negative: disliked).
+    Movies only in the compact `seen` set (completed or rated long ago, out of the bounded
+    history) count as completed."""
+    labels: dict[UUID, float] = {}
+    for movie_id in features.seen:
+        labels[movie_id] = weights.completed
+    for movie_id, entry in features.watch_history.items():
+        if entry.completed:
+            extra_views = min(max(entry.views - 1, 0), 3)
+            value = weights.completed + weights.rewatch * extra_views
+        elif entry.progress < weights.abandon_below:
+            value = weights.abandoned
+        else:
+            value = weights.partial * entry.progress / 100.0
+        labels[movie_id] = value
+    for movie_id, rating in features.ratings.items():
+        value = weights.rating_base + weights.rating_slope * (rating.rating - 3.0)
+        labels[movie_id] = max(labels.get(movie_id, 0.0), 0.0) + value
+    for movie_id, favorite in features.favorites.items():
+        labels[movie_id] = labels.get(movie_id, 0.0) + (
+            weights.favorite if favorite.added else weights.unfavorite
+        )
+    return labels

@@ -1,0 +1,120 @@
+"""The trained model: plain numpy arrays prepared at training time, and the ranker.
+
+Collaborative scores come from EASE (a dense item x item matrix) while the catalog is small
+(`ease_max_items`), and from ALS item factors otherwise; neighbour lists (top-K per item) serve
+"because you watched" / "similar to" at any size. Everything a request needs is precomputed, so a
+request is a handful of numpy operations over these arrays.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+from uuid import UUID
+
+import numpy as np
+import numpy.typing as npt
+
+from interaction_recommender.recs.labels import LabelWeights
+
+__all__ = [
+    "FEATURE_NAMES",
+    "LinearRanker",
+    "Ranker",
+    "RecommenderModel",
+]
+
+Floats = npt.NDArray[np.float32]
+Ints = npt.NDArray[np.int32]
+
+# The ranker's input: one row per candidate, these columns in this order (docs/recommendations.md).
+# Every column is standardised over the request's candidates, except the 0/1 flags.
+FEATURE_NAMES: tuple[str, ...] = (
+    "ease",  # EASE score from the user's history (0 when the model has no EASE part)
+    "als",  # ALS score (user vector folded in from the history)
+    "item_knn",  # sum of neighbour similarities to the user's history
+    "popularity",  # log number of users with a positive label
+    "trending",  # time-decayed positives at training time
+    "genre_affinity",  # the user's decayed affinity to the movie's genres (0..1)
+    "new_release",  # 1 if released this year or last year
+    "search_match",  # 1 if the title or a genre matches a recent search keyword
+)
+
+
+class Ranker(Protocol):
+    """Anything with scikit-learn's classifier (predict_proba) or regressor (predict) shape."""
+
+    def predict_proba(self, features: Floats) -> Floats: ...
+
+
+@dataclass
+class LinearRanker:
+    """The default ranker: p = sigmoid(x · w + b). Exposes predict_proba like a scikit-learn
+    classifier, so a LogisticRegression or LightGBM model trained on FEATURE_NAMES can take its
+    place."""
+
+    weights: Floats
+    bias: float = 0.0
+    feature_names: tuple[str, ...] = FEATURE_NAMES
+
+    def decision_function(self, features: Floats) -> Floats:
+        return (features @ self.weights + np.float32(self.bias)).astype(np.float32)
+
+    def predict_proba(self, features: Floats) -> Floats:
+        positive = 1.0 / (1.0 + np.exp(-self.decision_function(features)))
+        return np.column_stack([1.0 - positive, positive]).astype(np.float32)
+
+
+@dataclass
+class RecommenderModel:
+    version: str
+    item_ids: list[UUID]
+    popularity: Floats
+    trending: Floats
+    neighbors: Ints
+    """(items, K) neighbour indices, most similar first; -1 pads."""
+    neighbor_weights: Floats
+    """(items, K) similarities of ``neighbors``."""
+    ranker: Any
+    labels: LabelWeights
+    trained_at: datetime
+    data_until: datetime | None
+    ease: Floats | None = None
+    """(items, items) EASE weights, or None above ease_max_items."""
+    item_factors: Floats | None = None
+    """(items, factors) ALS item factors, or None."""
+    als_regularization: float = 0.0
+    als_alpha: float = 1.0
+    feature_names: tuple[str, ...] = FEATURE_NAMES
+    info: dict[str, Any] = field(default_factory=dict)
+    """Counts, parameters and offline metrics, copied into the manifest."""
+    _index: dict[UUID, int] | None = field(default=None, repr=False, compare=False)
+    _gram: Floats | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def n_items(self) -> int:
+        return len(self.item_ids)
+
+    @property
+    def index(self) -> dict[UUID, int]:
+        if self._index is None:
+            self._index = {movie_id: i for i, movie_id in enumerate(self.item_ids)}
+        return self._index
+
+    @property
+    def gram(self) -> Floats:
+        """YᵀY + λI of the item factors, for folding a user in at request time."""
+        if self._gram is None:
+            assert self.item_factors is not None
+            factors = self.item_factors
+            gram = factors.T @ factors
+            gram += np.eye(gram.shape[0], dtype=np.float32) * np.float32(self.als_regularization)
+            self._gram = gram.astype(np.float32)
+        return self._gram
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_index"] = None  # rebuilt on load: smaller artifacts
+        state["_gram"] = None
+        return state

@@ -1,0 +1,365 @@
+"""Fitting the model's parts and tuning them on an inner holdout.
+
+- EASE (Steck 2019) on the binary matrix while the catalog has at most ``ease_max_items`` items
+  (a dense item x item matrix: 4 bytes x items²); ALS (the `implicit` library) otherwise, or in
+  addition when ``als`` is on: the findings (docs/benchmarks.md) show a blend of both beats each.
+- Neighbour lists: the top ``neighbors`` items per item, from EASE's weights or from cosine
+  similarity of the co-occurrence (computed in blocks, so 100,000 items fit in memory).
+- Popularity and trending (time-decayed positives as of the end of the data).
+- The ranker: a LinearRanker whose few weights are tuned by nDCG@10 on the inner holdout, over
+  exactly the candidate rows the engine builds at request time.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+import numpy as np
+import numpy.typing as npt
+import structlog
+from scipy import sparse
+from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
+
+from interaction_recommender.catalog.cache import CatalogMovie
+from interaction_recommender.features.model import UserFeatures
+from interaction_recommender.recs.catalog_view import build_catalog_view
+from interaction_recommender.recs.context import Context
+from interaction_recommender.recs.engine import EngineSettings, candidate_rows
+from interaction_recommender.recs.labels import LabelWeights
+from interaction_recommender.recs.model import FEATURE_NAMES, LinearRanker, RecommenderModel
+from interaction_recommender.training.dataset import TrainingData, training_data
+from interaction_recommender.training.metrics import ranking_metrics
+
+__all__ = ["FitConfig", "Params", "fit_model", "tune"]
+
+log = structlog.get_logger(__name__)
+
+Floats = npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True)
+class FitConfig:
+    ease_max_items: int = 5000
+    ease_l2_grid: tuple[float, ...] = (100.0, 300.0, 500.0, 1000.0)
+    als: bool = True
+    als_grid: tuple[tuple[int, float, float], ...] = tuple(
+        itertools.product((32, 64), (20.0, 35.0, 50.0), (2.0, 4.0))
+    )
+    """(factors, regularization, alpha) tried on the inner holdout."""
+    als_iterations: int = 15
+    neighbors: int = 50
+    trending_half_life_days: float = 7.0
+    ranker_grid: Mapping[str, tuple[float, ...]] = field(
+        default_factory=lambda: {
+            "als": (0.0, 0.25, 0.5, 1.0),
+            "item_knn": (0.0, 0.25),
+            "popularity": (0.0, 0.1, 0.3),
+            "genre_affinity": (0.0, 0.25),
+        }
+    )
+    """Weights tried for the ranker (the primary collaborative score has weight 1)."""
+    tune_users: int = 2000
+    """Holdout users sampled for tuning (all when fewer)."""
+    threads: int = 1
+    seed: int = 42
+
+
+@dataclass(frozen=True)
+class Params:
+    ease_l2: float | None
+    als: tuple[int, float, float] | None
+    ranker_weights: dict[str, float]
+    configs_tried: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "easeL2": self.ease_l2,
+            "als": None
+            if self.als is None
+            else {"factors": self.als[0], "regularization": self.als[1], "alpha": self.als[2]},
+            "rankerWeights": self.ranker_weights,
+            "configsTried": self.configs_tried,
+        }
+
+
+def fit_model(
+    features: Mapping[UUID, UserFeatures],
+    catalog: Sequence[CatalogMovie],
+    params: Params,
+    labels: LabelWeights,
+    config: FitConfig = FitConfig(),
+    *,
+    version: str,
+) -> RecommenderModel:
+    """The production fit: every part with the given (tuned) parameters."""
+    data = training_data(features, labels, catalog=[m.movie_id for m in catalog])
+    with threadpool_limits(config.threads):
+        return _fit(data, params, labels, config, version=version)
+
+
+def _fit(
+    data: TrainingData, params: Params, labels: LabelWeights, config: FitConfig, *, version: str
+) -> RecommenderModel:
+    binary = (data.matrix > 0).astype(np.float32).tocsr()
+    ease = _ease(binary, params.ease_l2) if params.ease_l2 is not None else None
+    factors = _als(data.matrix, params.als, config) if params.als is not None else None
+    if ease is not None:
+        neighbors, neighbor_weights = _top_per_row(ease, config.neighbors)
+    else:
+        neighbors, neighbor_weights = _cosine_neighbors(binary, config.neighbors)
+    users_per_item = np.asarray(binary.sum(axis=0)).ravel()
+    ranker = LinearRanker(
+        weights=np.array([params.ranker_weights.get(n, 0.0) for n in FEATURE_NAMES], np.float32)
+    )
+    return RecommenderModel(
+        version=version,
+        item_ids=list(data.items),
+        popularity=np.log1p(users_per_item).astype(np.float32),
+        trending=_trending(data, config.trending_half_life_days),
+        neighbors=neighbors,
+        neighbor_weights=neighbor_weights,
+        ranker=ranker,
+        labels=labels,
+        trained_at=datetime.now(UTC),
+        data_until=data.data_until,
+        ease=ease,
+        item_factors=factors,
+        als_regularization=params.als[1] if params.als else 0.0,
+        als_alpha=params.als[2] if params.als else 1.0,
+        info={
+            "users": len(data.users),
+            "items": len(data.items),
+            "positives": int(data.matrix.nnz),
+            "dataFrom": data.data_from,
+            "dataUntil": data.data_until,
+            "params": params.as_dict(),
+        },
+    )
+
+
+def tune(
+    train: Mapping[UUID, UserFeatures],
+    test: Mapping[UUID, set[UUID]],
+    catalog: Sequence[CatalogMovie],
+    labels: LabelWeights,
+    config: FitConfig = FitConfig(),
+    *,
+    now: datetime,
+) -> Params:
+    """Choose EASE's l2, ALS's parameters and the ranker's weights by nDCG@10 on a holdout
+    (train: what users did first; test: what they came to like next)."""
+    data = training_data(train, labels, catalog=[m.movie_id for m in catalog])
+    eval_users = _sample_users(data, test, config)
+    tried = 0
+    started = time.perf_counter()
+    with threadpool_limits(config.threads):
+        binary = (data.matrix > 0).astype(np.float32).tocsr()
+        rows = (
+            np.array([data.users.index(u) for u in eval_users], dtype=np.int64)
+            if eval_users
+            else np.zeros(0, np.int64)
+        )
+        relevant = _relevant(eval_users, test, data)
+        seen = binary[rows].toarray() > 0 if rows.size else np.zeros((0, len(data.items)), bool)
+        ease_l2: float | None = None
+        if len(data.items) <= config.ease_max_items:
+            scores_by_l2 = {
+                l2: _ndcg(np.asarray(data.matrix[rows] @ _ease(binary, l2)), seen, relevant)
+                for l2 in config.ease_l2_grid
+            }
+            tried += len(scores_by_l2)
+            ease_l2 = max(scores_by_l2, key=lambda l2: (scores_by_l2[l2], -l2))
+        als_params: tuple[int, float, float] | None = None
+        if config.als or ease_l2 is None:
+            results = {}
+            for candidate in config.als_grid:
+                factors = _als(data.matrix, candidate, config)
+                user_vectors = _fold_in_all(data.matrix[rows], factors, candidate)
+                results[candidate] = _ndcg(user_vectors @ factors.T, seen, relevant)
+            tried += len(results)
+            als_params = max(results, key=lambda c: (results[c], -c[0]))
+        base = Params(ease_l2, als_params, {"ease": 1.0} if ease_l2 is not None else {"als": 1.0})
+        model = _fit(data, base, labels, config, version="tuning")
+        weights, ranker_tried = _tune_ranker(model, train, eval_users, test, catalog, config, now)
+    log.info(
+        "tuned",
+        seconds=round(time.perf_counter() - started, 1),
+        ease_l2=ease_l2,
+        als=als_params,
+        ranker=weights,
+    )
+    return Params(ease_l2, als_params, weights, configs_tried=tried + ranker_tried)
+
+
+def _tune_ranker(
+    model: RecommenderModel,
+    train: Mapping[UUID, UserFeatures],
+    users: Sequence[UUID],
+    test: Mapping[UUID, set[UUID]],
+    catalog: Sequence[CatalogMovie],
+    config: FitConfig,
+    now: datetime,
+) -> tuple[dict[str, float], int]:
+    view = build_catalog_view(model, catalog, catalog_version=0)
+    cases = []
+    for user in users:
+        c = candidate_rows(
+            train[user], Context("home"), model, view, now=now, settings=EngineSettings()
+        )
+        hits = np.array([view.ids[i] in test[user] for i in c.pool], dtype=np.bool_)
+        if hits.any():
+            cases.append((c.rows, hits))
+    primary = "ease" if model.ease is not None else "als"
+    grid = {n: v for n, v in config.ranker_grid.items() if n != primary}
+    if model.item_factors is None:
+        grid.pop("als", None)
+    best: tuple[float, dict[str, float]] = (-1.0, {primary: 1.0})
+    names = list(grid)
+    combos = list(itertools.product(*(grid[n] for n in names)))
+    for combo in combos:
+        weights = {primary: 1.0, **dict(zip(names, combo, strict=True))}
+        vector = np.array([weights.get(n, 0.0) for n in FEATURE_NAMES], np.float32)
+        score = (
+            float(np.mean([_ndcg_one(rows @ vector, hits) for rows, hits in cases]))
+            if cases
+            else 0.0
+        )
+        if score > best[0] + 1e-9:
+            best = (score, weights)
+    return best[1], len(combos)
+
+
+def _ease(binary: sparse.csr_matrix, l2: float) -> Floats:
+    gram = (binary.T @ binary).toarray().astype(np.float64)
+    gram[np.diag_indices_from(gram)] += l2
+    precision = np.linalg.inv(gram)
+    weights = precision / -np.diag(precision)[None, :]
+    np.fill_diagonal(weights, 0.0)
+    result: Floats = weights.astype(np.float32)
+    return result
+
+
+def _als(matrix: sparse.csr_matrix, params: tuple[int, float, float], config: FitConfig) -> Floats:
+    from implicit.cpu.als import AlternatingLeastSquares
+
+    n_factors, regularization, alpha = params
+    model = AlternatingLeastSquares(
+        factors=n_factors,
+        regularization=regularization,
+        alpha=alpha,
+        iterations=config.als_iterations,
+        random_state=config.seed,
+        num_threads=config.threads,
+    )
+    model.fit(matrix.astype(np.float32).tocsr(), show_progress=False)
+    factors: Floats = np.asarray(model.item_factors, dtype=np.float32)
+    return factors
+
+
+def _fold_in_all(
+    user_items: sparse.csr_matrix, factors: Floats, params: tuple[int, float, float]
+) -> Floats:
+    """Each user's ALS vector from their labels, the way the engine folds a user in."""
+    _, regularization, alpha = params
+    gram = factors.T @ factors + np.eye(factors.shape[1], dtype=np.float32) * regularization
+    vectors = np.zeros((user_items.shape[0], factors.shape[1]), dtype=np.float32)
+    for u in range(user_items.shape[0]):
+        start, end = user_items.indptr[u], user_items.indptr[u + 1]
+        items, weights = user_items.indices[start:end], user_items.data[start:end]
+        if items.size == 0:
+            continue
+        y = factors[items]
+        confidence = 1.0 + alpha * weights
+        a = gram + y.T @ (y * (confidence - 1.0)[:, None])
+        vectors[u] = np.linalg.solve(a, y.T @ confidence)
+    return vectors
+
+
+def _top_per_row(weights: Floats, k: int) -> tuple[npt.NDArray[np.int32], Floats]:
+    k = min(k, max(weights.shape[1] - 1, 1))
+    top = np.argpartition(-weights, k - 1, axis=1)[:, :k]
+    values = np.take_along_axis(weights, top, axis=1)
+    order = np.argsort(-values, axis=1, kind="stable")
+    top, values = np.take_along_axis(top, order, axis=1), np.take_along_axis(values, order, axis=1)
+    top = np.where(values > 0, top, -1)
+    return top.astype(np.int32), np.where(values > 0, values, 0.0).astype(np.float32)
+
+
+def _cosine_neighbors(
+    binary: sparse.csr_matrix, k: int, block: int = 256
+) -> tuple[npt.NDArray[np.int32], Floats]:
+    """Top-k cosine neighbours of every item over the co-occurrence, a block of items at a time
+    (memory: block x items floats)."""
+    columns = sparse.csc_matrix(binary)
+    norms = np.sqrt(np.asarray(columns.power(2).sum(axis=0)).ravel())
+    normalised = columns @ sparse.diags(1.0 / np.maximum(norms, 1e-9))
+    n = binary.shape[1]
+    k = min(k, max(n - 1, 1))
+    neighbors = np.full((n, k), -1, dtype=np.int32)
+    weights = np.zeros((n, k), dtype=np.float32)
+    transposed = normalised.T.tocsr()
+    for start in range(0, n, block):
+        stop = min(start + block, n)
+        similarity = (transposed[start:stop] @ normalised).toarray().astype(np.float32)
+        similarity[np.arange(stop - start), np.arange(start, stop)] = 0.0
+        top, values = _top_per_row(similarity, k)
+        neighbors[start:stop] = top
+        weights[start:stop] = values
+    return neighbors, weights
+
+
+def _trending(data: TrainingData, half_life_days: float) -> Floats:
+    scores = np.zeros(len(data.items), dtype=np.float32)
+    if data.data_until is None or data.matrix.nnz == 0:
+        return scores
+    age_days = (data.data_until.timestamp() - data.times) / 86400.0
+    decay = np.power(0.5, np.maximum(age_days, 0.0) / half_life_days).astype(np.float32)
+    np.add.at(scores, data.matrix.indices, decay)
+    return np.log1p(scores).astype(np.float32)
+
+
+def _sample_users(
+    data: TrainingData, test: Mapping[UUID, set[UUID]], config: FitConfig
+) -> list[UUID]:
+    known = set(data.users)
+    users = sorted((u for u in test if u in known), key=str)
+    if len(users) > config.tune_users:
+        rng = np.random.default_rng(config.seed)
+        picked = rng.choice(len(users), size=config.tune_users, replace=False)
+        users = [users[i] for i in sorted(picked)]
+    return users
+
+
+def _relevant(
+    users: Sequence[UUID], test: Mapping[UUID, set[UUID]], data: TrainingData
+) -> npt.NDArray[np.bool_]:
+    index = data.item_index
+    mask = np.zeros((len(users), len(data.items)), dtype=np.bool_)
+    for row, user in enumerate(users):
+        mask[row, [index[m] for m in test[user] if m in index]] = True
+    return mask
+
+
+def _ndcg(
+    scores: npt.NDArray[Any], seen: npt.NDArray[np.bool_], relevant: npt.NDArray[np.bool_]
+) -> float:
+    if relevant.shape[0] == 0:
+        return 0.0
+    scores = np.where(seen, -np.inf, scores)
+    top = np.argsort(-scores, axis=1, kind="stable")[:, :10]
+    return float(ranking_metrics(top, relevant, k=10).means().ndcg)
+
+
+def _ndcg_one(scores: Floats, hits: npt.NDArray[np.bool_]) -> float:
+    k = min(10, scores.size)
+    top = np.argpartition(-scores, k - 1)[:k]
+    top = top[np.argsort(-scores[top], kind="stable")]
+    gains = hits[top] / np.log2(np.arange(2, k + 2))
+    ideal = (1.0 / np.log2(np.arange(2, min(int(hits.sum()), 10) + 2))).sum()
+    return float(gains.sum() / ideal) if ideal > 0 else 0.0
