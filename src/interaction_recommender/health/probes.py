@@ -124,7 +124,13 @@ class HealthChecker:
         for consumer in self._consumers:
             state = consumer.state
             lag = sum(state.lag.values())
-            parts.append(f"{consumer.name}: processed={state.processed} lag={lag}")
+            per_partition = ",".join(
+                f"{p.rsplit(':', 1)[-1]}={n}" for p, n in sorted(state.lag.items())
+            )
+            parts.append(
+                f"{consumer.name}: processed={state.processed} lag={lag} [{per_partition}]"
+                + (f" lastError={state.last_error}" if state.last_error else "")
+            )
             if not state.running:
                 problems.append(f"{consumer.name}: not running")
             elif state.consecutive_failures:
