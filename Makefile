@@ -2,7 +2,7 @@
 PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-CHECKED_SOURCES := src tests bench
+CHECKED_SOURCES := src tests bench scripts
 
 .PHONY: run test lint typecheck check bench-ingest clean
 

@@ -17,6 +17,7 @@ import typer
 
 from interaction_recommender.logs import configure_logging
 from interaction_recommender.settings import Settings
+from interaction_recommender.wire import dumps
 
 __all__ = ["main"]
 
@@ -103,6 +104,132 @@ def worker() -> None:
     asyncio.run(_run())
 
 
+@app.command()
+def train(
+    events_file: Annotated[
+        Path | None,
+        typer.Option(help="A world from `demo generate` instead of the database's events."),
+    ] = None,
+) -> None:
+    """Train on the stored events (or a world file), evaluate on a time-ordered holdout, and
+    write the artifact to MODEL_PATH (the previous one is kept for rollback)."""
+    settings = Settings()
+    configure_logging(settings.log_level, json=settings.log_json)
+    if events_file is not None:
+        from interaction_recommender.demo.events import world_catalog, world_events
+        from interaction_recommender.demo.world import read_world
+
+        world = read_world(events_file)
+        events, catalog = world_events(world), world_catalog(world)
+    else:
+        events, catalog = asyncio.run(_stored_training_input(settings))
+    _train_and_save(settings, events, catalog)
+
+
+@app.command("create-sample-model")
+def create_sample_model(
+    seed: Annotated[int, typer.Option(help="Seed of the demo world.")] = 7,
+) -> None:
+    """Train a real model on the synthetic demo world and write it to MODEL_PATH."""
+    from interaction_recommender.demo.events import world_catalog, world_events
+    from interaction_recommender.demo.world import generate_world
+
+    settings = Settings()
+    configure_logging(settings.log_level, json=settings.log_json)
+    world = generate_world(seed)
+    _train_and_save(settings, world_events(world), world_catalog(world))
+
+
+@app.command()
+def evaluate(
+    dataset: Annotated[
+        str, typer.Option(help="Only ml-100k (MovieLens 100K, fixed protocol).")
+    ] = "ml-100k",
+    write: Annotated[Path | None, typer.Option(help="Also write the table into this file.")] = None,
+) -> None:
+    """The offline quality benchmark: the service's model through its real path against tuned
+    baselines and published results (downloads MovieLens at run time; never committed)."""
+    if dataset != "ml-100k":
+        typer.echo("only --dataset ml-100k is supported", err=True)
+        raise typer.Exit(2)
+    from interaction_recommender.training.benchmark import run_benchmark
+    from interaction_recommender.training.movielens_service import service_model
+
+    settings = Settings()
+    configure_logging(settings.log_level, json=settings.log_json)
+    report = run_benchmark(service_model())
+    table = report.to_markdown()
+    typer.echo(table)
+    if write is not None:
+        _replace_section(write, "quality", table)
+
+
+def _train_and_save(settings: Settings, events: list[Any], catalog: list[Any]) -> None:
+    from rich.console import Console
+
+    from interaction_recommender.recs.engine import EngineSettings
+    from interaction_recommender.recs.labels import LabelWeights
+    from interaction_recommender.training.artifact import save_artifact
+    from interaction_recommender.training.fit import FitConfig
+    from interaction_recommender.training.pipeline import train_model
+
+    console = Console(stderr=True)
+    if not events:
+        typer.echo("no events to train on", err=True)
+        raise typer.Exit(1)
+    with console.status("training") as status:
+        result = train_model(
+            events,
+            catalog,
+            labels=LabelWeights.from_settings(settings),
+            config=FitConfig(
+                ease_max_items=settings.ease_max_items, threads=settings.train_threads
+            ),
+            engine=EngineSettings(diversity=settings.diversity),
+            progress=lambda stage: status.update(stage),
+        )
+    manifest = save_artifact(result.model, settings.effective_model_path)
+    typer.echo(
+        dumps(
+            {
+                "version": manifest["version"],
+                "path": str(settings.effective_model_path),
+                "seconds": round(result.seconds, 1),
+                "counts": manifest["counts"],
+                "offlineMetrics": manifest["offlineMetrics"],
+            }
+        ).decode()
+    )
+
+
+async def _stored_training_input(settings: Settings) -> tuple[list[Any], list[Any]]:
+    from interaction_recommender.catalog.cache import CatalogMovie
+    from interaction_recommender.catalog.repository import CatalogRepository
+    from interaction_recommender.events.queries import all_event_messages
+    from interaction_recommender.storage import Database
+
+    database = Database(settings)
+    try:
+        async with database.transaction() as conn:
+            events = await all_event_messages(conn)
+            rows = await CatalogRepository(conn).changed_since(None)
+    finally:
+        await database.dispose()
+    return events, [CatalogMovie.from_row(row) for row in rows]
+
+
+def _replace_section(path: Path, name: str, body: str) -> None:
+    """Put ``body`` between the bench markers named ``name`` in ``path`` (appended if absent)."""
+    start, end = f"<!-- bench:{name}:start -->", f"<!-- bench:{name}:end -->"
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    block = f"{start}\n{body.rstrip()}\n{end}"
+    if start in text and end in text:
+        text = text[: text.index(start)] + block + text[text.index(end) + len(end) :]
+    else:
+        text = text.rstrip() + "\n\n" + block + "\n"
+    path.write_text(text)
+
+
 catalog_app = typer.Typer(no_args_is_help=True, help="The movie catalog.")
 demo_app = typer.Typer(no_args_is_help=True, help="The synthetic demo world.")
 dlq_app = typer.Typer(no_args_is_help=True, help="Dead letters of the consumers.")
@@ -119,7 +246,6 @@ def dlq_list(
     """Print dead letters (JSON lines), oldest first."""
     from interaction_recommender.deadletter.repository import DeadLetterRepository
     from interaction_recommender.deadletter.service import dead_letter_document
-    from interaction_recommender.wire import dumps
 
     async def _run(conn: Any) -> None:
         rows = await DeadLetterRepository(conn).recent(pending_only=not all_letters, limit=limit)

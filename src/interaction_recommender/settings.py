@@ -142,6 +142,25 @@ class Settings(BaseSettings):
         default=60.0, gt=0, description="A consumer with waiting messages and no progress is stuck."
     )
 
+    # --- Training ----------------------------------------------------------------------------
+    label_completed: float = Field(default=1.0, description="Label of a completed view.")
+    label_rewatch: float = Field(default=0.5, description="Added per extra view (rewatch).")
+    label_partial: float = Field(
+        default=0.8, description="Times the progress of an unfinished movie."
+    )
+    label_abandoned: float = Field(default=-0.3, description="A movie left below 25%: negative.")
+    label_rating_base: float = Field(default=1.0, description="Every rating (the user watched it).")
+    label_rating_slope: float = Field(default=0.25, description="Per star above (below) 3.")
+    label_favorite: float = Field(default=1.0)
+    label_unfavorite: float = Field(default=-0.5, description="A favorite removed.")
+    ease_max_items: int = Field(
+        default=5000, ge=0, description="EASE (dense items x items) up to this many movies."
+    )
+    train_threads: int = Field(
+        default=1, ge=1, le=64, description="BLAS/ALS threads when training."
+    )
+    diversity: bool = Field(default=True, description="Cap each genre's share of a list.")
+
     # --- Catalog ---------------------------------------------------------------------------
     catalog_poll_s: float = Field(
         default=2.0, gt=0, le=8, description="How often each process reloads changed movies."

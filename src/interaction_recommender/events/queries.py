@@ -11,7 +11,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from interaction_recommender.events.messages import SCHEMA_VERSION, EventMessage
 from interaction_recommender.storage.tables import raw_events
 
-__all__ = ["delete_user_events", "user_event_messages", "user_has_events", "user_max_sequence"]
+__all__ = [
+    "all_event_messages",
+    "delete_user_events",
+    "user_event_messages",
+    "user_has_events",
+    "user_max_sequence",
+]
 
 
 async def user_has_events(conn: AsyncConnection, user_id: UUID) -> bool:
@@ -49,6 +55,28 @@ async def user_event_messages(
         )
         for row in rows
     ]
+
+
+async def all_event_messages(conn: AsyncConnection) -> list[EventMessage]:
+    """Every stored event (training), in sequence order, without re-validating stored rows."""
+    result = await conn.stream(select(raw_events).order_by(raw_events.c.sequence))
+    messages = []
+    async for row in result:
+        messages.append(
+            EventMessage.model_construct(
+                schema_version=SCHEMA_VERSION,
+                event_id=row.event_id,
+                sequence=row.sequence,
+                request_id=row.request_id,
+                event_type=row.event_type,
+                user_id=row.user_id,
+                movie_id=row.movie_id,
+                client_timestamp=row.client_timestamp,
+                server_timestamp=row.server_timestamp,
+                metadata=row.metadata,
+            )
+        )
+    return messages
 
 
 async def delete_user_events(conn: AsyncConnection, user_id: UUID) -> int:

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass
 from uuid import UUID
 
 from interaction_recommender.features.model import UserFeatures
+from interaction_recommender.settings import Settings
 
 __all__ = ["LabelWeights", "user_labels"]
 
@@ -38,6 +39,19 @@ class LabelWeights:
 
     def as_dict(self) -> dict[str, float]:
         return asdict(self)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> LabelWeights:
+        return cls(
+            completed=settings.label_completed,
+            rewatch=settings.label_rewatch,
+            partial=settings.label_partial,
+            abandoned=settings.label_abandoned,
+            rating_base=settings.label_rating_base,
+            rating_slope=settings.label_rating_slope,
+            favorite=settings.label_favorite,
+            unfavorite=settings.label_unfavorite,
+        )
 
 
 def user_labels(features: UserFeatures, weights: LabelWeights) -> dict[UUID, float]:

@@ -131,7 +131,7 @@ class ServiceModel(Protocol):
 
     def __call__(
         self, train: Interactions, items: ItemMetadata, inner: Split, /
-    ) -> RecommendFn | ServiceFit: ...
+    ) -> RecommendFn | ServiceFit | list[ServiceFit]: ...
 
 
 @dataclass(frozen=True)
@@ -454,13 +454,15 @@ def evaluate_split(
     if service_model is not None:
         logger.info("%s: %s", split.name, service_name)
         started = time.perf_counter()
-        fitted = service_model(split.train, items, inner)
+        answer = service_model(split.train, items, inner)
         elapsed = time.perf_counter() - started
-        if not isinstance(fitted, ServiceFit):
-            fitted = ServiceFit(recommend=fitted)
-        row = _Row(fitted.name or service_name, fitted.params, fitted.configs_tuned, elapsed)
-        evaluator.evaluate(row.name, fitted.recommend)
-        rows.append(row)
+        # One fit may offer several variants (e.g. a production setting on and off).
+        for fitted in answer if isinstance(answer, list) else [answer]:
+            if not isinstance(fitted, ServiceFit):
+                fitted = ServiceFit(recommend=fitted)
+            row = _Row(fitted.name or service_name, fitted.params, fitted.configs_tuned, elapsed)
+            evaluator.evaluate(row.name, fitted.recommend)
+            rows.append(row)
 
     reference = evaluator.results.get(REFERENCE_MODEL)
     results = []

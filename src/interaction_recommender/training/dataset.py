@@ -22,7 +22,14 @@ from interaction_recommender.events.messages import EventMessage
 from interaction_recommender.features.model import UserFeatures, build_features
 from interaction_recommender.recs.labels import LabelWeights, user_labels
 
-__all__ = ["Holdout", "TrainingData", "features_by_user", "holdout_split", "training_data"]
+__all__ = [
+    "Holdout",
+    "TrainingData",
+    "features_by_user",
+    "holdout_split",
+    "split_events",
+    "training_data",
+]
 
 MovieLookup = Callable[[UUID], CatalogMovie | None]
 
@@ -37,6 +44,24 @@ def features_by_user(
         user: build_features(user, [(e, movie(e.movie_id) if e.movie_id else None) for e in evs])
         for user, evs in by_user.items()
     }
+
+
+def split_events(
+    events: Iterable[EventMessage], *, test_fraction: float = 0.2, min_events: int = 5
+) -> tuple[list[EventMessage], list[EventMessage]]:
+    """Per user, the first events (by sequence) and the last ``test_fraction`` of them; users
+    with fewer than ``min_events`` events stay whole on the first side."""
+    by_user: dict[UUID, list[EventMessage]] = defaultdict(list)
+    for event in events:
+        by_user[event.user_id].append(event)
+    first: list[EventMessage] = []
+    last: list[EventMessage] = []
+    for evs in by_user.values():
+        evs.sort(key=lambda e: e.sequence)
+        cut = len(evs) if len(evs) < min_events else round(len(evs) * (1 - test_fraction))
+        first += evs[:cut]
+        last += evs[cut:]
+    return first, last
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from uuid import UUID
 import numpy as np
 import numpy.typing as npt
 import structlog
+from implicit.cpu.als import AlternatingLeastSquares
 from scipy import sparse
 from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
@@ -37,6 +38,10 @@ from interaction_recommender.training.dataset import TrainingData, training_data
 from interaction_recommender.training.metrics import ranking_metrics
 
 __all__ = ["FitConfig", "Params", "fit_model", "tune"]
+
+# implicit is imported at module level on purpose: it loads its own BLAS, which the
+# threadpool_limits(...) around every fit must see to pin it to `threads` (else implicit warns
+# and the default thread pool fights the event loop of a serving process).
 
 log = structlog.get_logger(__name__)
 
@@ -246,8 +251,6 @@ def _ease(binary: sparse.csr_matrix, l2: float) -> Floats:
 
 
 def _als(matrix: sparse.csr_matrix, params: tuple[int, float, float], config: FitConfig) -> Floats:
-    from implicit.cpu.als import AlternatingLeastSquares
-
     n_factors, regularization, alpha = params
     model = AlternatingLeastSquares(
         factors=n_factors,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import tempfile
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from uuid import UUID
@@ -33,9 +33,16 @@ _NAMESPACE = uuid.UUID("5b3c1f6e-6a0c-4c1e-9a39-6d1f5a1b2c3d")
 
 
 def service_model(
-    *, diversity: bool, labels: LabelWeights = LabelWeights(), config: FitConfig = FitConfig()
-) -> Callable[[Interactions, ItemMetadata, Split], ServiceFit]:
-    def fit_and_recommend(train: Interactions, items: ItemMetadata, inner: Split) -> ServiceFit:
+    *,
+    diversity: Sequence[bool] = (True, False),
+    labels: LabelWeights = LabelWeights(),
+    config: FitConfig = FitConfig(),
+) -> Callable[[Interactions, ItemMetadata, Split], list[ServiceFit]]:
+    """One fit; one benchmark row per diversity setting (the production one first)."""
+
+    def fit_and_recommend(
+        train: Interactions, items: ItemMetadata, inner: Split
+    ) -> list[ServiceFit]:
         item_ids = [uuid.uuid5(_NAMESPACE, f"item-{raw}") for raw in items.raw_ids]
         user_ids = [uuid.uuid5(_NAMESPACE, f"user-{u}") for u in range(train.n_users)]
         catalog = [_movie(item_ids[i], items, i) for i in range(len(item_ids))]
@@ -62,24 +69,29 @@ def service_model(
         view = build_catalog_view(model, catalog, catalog_version=0)
         index = {movie_id: i for i, movie_id in enumerate(item_ids)}
         now = _latest(train)
-        settings = EngineSettings(diversity=diversity)
 
-        def recommend_for(users: np.ndarray, k: int, /) -> np.ndarray:
-            out = np.full((len(users), k), -1, dtype=np.int64)
-            for row, user in enumerate(users):
-                state = features.get(user_ids[int(user)])
-                picks = recommend(
-                    state, Context("home"), k, model, view, now=now, settings=settings
-                )
-                out[row, : len(picks)] = [index[p.movie_id] for p in picks]
-            return out
+        def recommender(settings: EngineSettings) -> Callable[[np.ndarray, int], np.ndarray]:
+            def recommend_for(users: np.ndarray, k: int, /) -> np.ndarray:
+                out = np.full((len(users), k), -1, dtype=np.int64)
+                for row, user in enumerate(users):
+                    state = features.get(user_ids[int(user)])
+                    picks = recommend(
+                        state, Context("home"), k, model, view, now=now, settings=settings
+                    )
+                    out[row, : len(picks)] = [index[p.movie_id] for p in picks]
+                return out
 
-        return ServiceFit(
-            recommend=recommend_for,
-            configs_tuned=params.configs_tried,
-            params=params.as_dict(),
-            name=f"service ({'diversity on' if diversity else 'diversity off'})",
-        )
+            return recommend_for
+
+        return [
+            ServiceFit(
+                recommend=recommender(EngineSettings(diversity=on)),
+                configs_tuned=params.configs_tried,
+                params=params.as_dict(),
+                name=f"service ({'diversity on' if on else 'diversity off'})",
+            )
+            for on in diversity
+        ]
 
     return fit_and_recommend
 
