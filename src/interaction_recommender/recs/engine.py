@@ -50,7 +50,7 @@ class EngineSettings:
     genre_cap: float = 0.4
     new_release_years: int = 1
     """Released this year or up to this many years before: a new release."""
-    search_boost: float = 2.0
+    search_boost: float = 3.0
     """`search` context: added to a matching movie's logit."""
     recent_searches: int = 5
 
@@ -68,7 +68,14 @@ def recommend(
     candidates = candidate_rows(features, context, model, view, now=now, settings=settings)
     if candidates.pool.size == 0:
         return []
-    scores = _score(model, candidates.rows)
+    if candidates.state.history.size or candidates.anchor is not None:
+        scores = _score(model, candidates.rows)
+    else:
+        # Nothing to personalise from: the cold-start policy, popular and trending movies
+        # (the ranker was tuned on users with a history; it may weigh popularity at 0).
+        rows = candidates.rows
+        scores = rows[:, _COLUMN["popularity"]] + rows[:, _COLUMN["trending"]]
+        scores = scores + rows[:, _COLUMN["genre_affinity"]]
     if context.kind == "search":
         boost = np.float32(settings.search_boost)
         scores = scores + boost * candidates.rows[:, _COLUMN["search_match"]]

@@ -64,7 +64,7 @@ class FitConfig:
         default_factory=lambda: {
             "als": (0.0, 0.25, 0.5, 1.0),
             "item_knn": (0.0, 0.25),
-            "popularity": (0.0, 0.1, 0.3),
+            "popularity": (0.0, 0.1, 0.3, 1.0),
             "genre_affinity": (0.0, 0.25),
         }
     )

@@ -103,13 +103,17 @@ def evaluate_holdout(
     relevant = np.zeros((len(users), view.n_items), dtype=np.bool_)
     recommended = np.full((len(users), k), -1, dtype=np.int64)
     popular = np.full((len(users), k), -1, dtype=np.int64)
-    cold = recommend(None, Context("home"), 200, model, view, now=now, settings=engine)
+    # The reference: most popular first (MostPop), the user's own movies left out.
+    by_popularity = [
+        int(i) for i in np.argsort(-model.popularity, kind="stable") if view.available[i]
+    ]
     for row, user in enumerate(users):
         relevant[row, [view.index[m] for m in test[user] if m in view.index]] = True
         picks = recommend(train[user], Context("home"), k, model, view, now=now, settings=engine)
         recommended[row, : len(picks)] = [view.index[p.movie_id] for p in picks]
-        seen = {view.index[m] for m in train[user].seen if m in view.index}
-        ranked = [view.index[p.movie_id] for p in cold if view.index[p.movie_id] not in seen][:k]
+        done = set(train[user].seen) | set(train[user].ratings) | set(train[user].watch_history)
+        seen = {view.index[m] for m in done if m in view.index}
+        ranked = [i for i in by_popularity if i not in seen][:k]
         popular[row, : len(ranked)] = ranked
     keep = relevant.any(axis=1)
     if not keep.any():

@@ -1,0 +1,245 @@
+"""The engine on a world with a known answer: clusters, twins, availability, reasons."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from uuid import UUID
+
+import pytest
+
+from interaction_recommender.features.model import build_features
+from interaction_recommender.recs import reasons as r
+from interaction_recommender.recs.catalog_view import build_catalog_view
+from interaction_recommender.recs.context import Context, parse_context
+from interaction_recommender.recs.engine import EngineSettings, recommend
+from interaction_recommender.recs.labels import LabelWeights
+from interaction_recommender.recs.model import RecommenderModel
+from interaction_recommender.training.dataset import features_by_user
+from interaction_recommender.training.fit import FitConfig, Params, fit_model
+from tests.recs.world import END, PlantedWorld, completed_watch, planted_world
+
+SMALL = FitConfig(als_grid=((16, 5.0, 2.0),), als_iterations=5, ease_l2_grid=(20.0,))
+_VOCABULARY = re.compile(
+    r"^(collaborative|trending|popular|new_release|(because_you_watched|similar_to):[0-9a-f-]{36}"
+    r"|matches_genre:.+|matches_search:.+)$"
+)
+
+
+@pytest.fixture(scope="module")
+def world() -> PlantedWorld:
+    return planted_world()
+
+
+@pytest.fixture(scope="module", params=["ease", "als"])
+def model(world: PlantedWorld, request: pytest.FixtureRequest) -> RecommenderModel:
+    """The same world fitted with EASE (small catalogs) and with ALS only (large catalogs)."""
+    features = features_by_user(world.events, {m.movie_id: m for m in world.catalog}.get)
+    params = (
+        Params(20.0, None, {"ease": 1.0, "genre_affinity": 0.25})
+        if request.param == "ease"
+        else Params(None, (16, 5.0, 2.0), {"als": 1.0, "item_knn": 0.25})
+    )
+    return fit_model(features, world.catalog, params, LabelWeights(), SMALL, version=request.param)
+
+
+def _features(world: PlantedWorld, user: UUID):  # type: ignore[no-untyped-def]
+    by_id = {m.movie_id: m for m in world.catalog}
+    events = [e for e in world.events if e.user_id == user]
+    return build_features(user, [(e, by_id.get(e.movie_id)) for e in events])
+
+
+HOME = Context("home")
+
+
+def _run(world, model, user_features, context=HOME, k=10, catalog=None):  # type: ignore[no-untyped-def]
+    view = build_catalog_view(model, catalog or world.catalog, catalog_version=0)
+    return recommend(user_features, context, k, model, view, now=END)
+
+
+def test_a_user_of_a_cluster_gets_mostly_that_cluster(
+    world: PlantedWorld, model: RecommenderModel
+) -> None:
+    for user, cluster in list(world.users.items())[::15]:
+        own = set(world.drama if cluster == "drama" else world.comedy)
+        picks = _run(world, model, _features(world, user))
+        assert len(picks) == 10
+        share = sum(p.movie_id in own for p in picks) / len(picks)
+        assert share >= 0.8, (cluster, share)
+
+
+def test_watched_movies_never_come_back(world: PlantedWorld, model: RecommenderModel) -> None:
+    for user in list(world.users)[:20]:
+        watched = {e.movie_id for e in world.events if e.user_id == user}
+        picks = _run(world, model, _features(world, user), k=40)
+        assert not watched & {p.movie_id for p in picks}
+        assert len({p.movie_id for p in picks}) == len(picks)  # no duplicates
+
+
+def test_similar_returns_the_planted_twin_first(
+    world: PlantedWorld, model: RecommenderModel
+) -> None:
+    first, second = world.twins
+    picks = _run(world, model, None, context=Context("similar", first), k=5)
+
+    assert picks[0].movie_id == second
+    assert picks[0].reasons[0] == r.similar_to(first)
+    assert first not in {p.movie_id for p in picks}
+
+
+def test_unavailable_movies_never_appear(world: PlantedWorld, model: RecommenderModel) -> None:
+    hidden = set(world.drama[2:12])
+    catalog = [replace(m, available=m.movie_id not in hidden) for m in world.catalog]
+    drama_user = next(u for u, c in world.users.items() if c == "drama")
+
+    for context in (Context("home"), Context("similar", world.drama[2]), Context("search")):
+        picks = _run(
+            world, model, _features(world, drama_user), context=context, k=40, catalog=catalog
+        )
+        assert not hidden & {p.movie_id for p in picks}
+
+
+def test_reasons_come_from_the_vocabulary_and_name_real_things(
+    world: PlantedWorld, model: RecommenderModel
+) -> None:
+    user = next(iter(world.users))
+    history = {e.movie_id for e in world.events if e.user_id == user}
+    genres = {g for m in world.catalog for g in m.genres}
+    for pick in _run(world, model, _features(world, user), k=20):
+        assert pick.reasons
+        assert 0.0 <= pick.score <= 1.0
+        for reason in pick.reasons:
+            assert _VOCABULARY.match(reason), reason
+            if reason.startswith("because_you_watched:"):
+                assert UUID(reason.split(":", 1)[1]) in history
+            if reason.startswith("matches_genre:"):
+                assert reason.split(":", 1)[1] in genres
+    assert any(
+        reason.startswith("because_you_watched:")
+        for pick in _run(world, model, _features(world, user), k=20)
+        for reason in pick.reasons
+    )
+
+
+def test_a_new_history_item_changes_the_answer(
+    world: PlantedWorld, model: RecommenderModel
+) -> None:
+    """Events act without retraining: watching one twin brings the other to the top, with the
+    reason naming the movie just watched."""
+    first, second = world.twins
+    user = next(
+        u
+        for u, c in world.users.items()
+        if c == "drama"
+        and not {first, second} & {e.movie_id for e in world.events if e.user_id == u}
+    )
+    by_id = {m.movie_id: m for m in world.catalog}
+    events = [e for e in world.events if e.user_id == user]
+    before = _run(world, model, build_features(user, [(e, by_id.get(e.movie_id)) for e in events]))
+    events.append(completed_watch(user, first, 10_000, END))
+    after = _run(world, model, build_features(user, [(e, by_id.get(e.movie_id)) for e in events]))
+
+    assert [p.movie_id for p in after] != [p.movie_id for p in before]
+    assert first not in {p.movie_id for p in after}  # just watched: filtered
+    assert after[0].movie_id == second
+    assert r.because_you_watched(first) in after[0].reasons
+
+
+def test_an_unknown_user_gets_popular_or_trending(
+    world: PlantedWorld, model: RecommenderModel
+) -> None:
+    picks = _run(world, model, None)
+
+    assert len(picks) == 10
+    for pick in picks:
+        assert set(pick.reasons) <= {r.POPULAR, r.TRENDING, r.NEW_RELEASE}
+
+
+def test_search_context_follows_the_searched_words(
+    world: PlantedWorld, model: RecommenderModel
+) -> None:
+    import uuid
+
+    from interaction_recommender.events.messages import SCHEMA_VERSION, EventMessage
+    from interaction_recommender.events.schemas import EventType
+
+    user = next(u for u, c in world.users.items() if c == "drama")
+    search = EventMessage.model_construct(
+        schema_version=SCHEMA_VERSION,
+        event_id=uuid.uuid4(),
+        sequence=99_999,
+        request_id=uuid.uuid4(),
+        event_type=EventType.SEARCH,
+        user_id=user,
+        movie_id=None,
+        client_timestamp=END,
+        server_timestamp=END,
+        metadata={"query": "laughing cat"},
+    )
+    by_id = {m.movie_id: m for m in world.catalog}
+    events = [e for e in world.events if e.user_id == user] + [search]
+    features = build_features(user, [(e, by_id.get(e.movie_id)) for e in events])
+
+    searched = {r.matches_search("laughing"), r.matches_search("cat")}
+    home = _run(world, model, features, k=10)
+    search_row = _run(world, model, features, context=Context("search"), k=10)
+
+    comedy = set(world.comedy)
+    matching = [p for p in search_row if p.movie_id in comedy]
+    assert len(matching) >= 5  # biased to the searched words...
+    assert len(matching) > sum(p.movie_id in comedy for p in home)
+    assert all(searched & set(p.reasons) for p in matching)  # ... and saying so
+
+
+def test_diversity_caps_a_genre_when_others_can_fill(
+    world: PlantedWorld, model: RecommenderModel
+) -> None:
+    one_genre = dict.fromkeys(world.drama, ("Drama",))  # the drama cluster in one genre
+    catalog = [replace(m, genres=one_genre.get(m.movie_id, m.genres)) for m in world.catalog]
+    user = next(u for u, c in world.users.items() if c == "drama")
+    view = build_catalog_view(model, catalog, catalog_version=0)
+    capped = recommend(_features(world, user), Context("home"), 10, model, view, now=END)
+    free = recommend(
+        _features(world, user),
+        Context("home"),
+        10,
+        model,
+        view,
+        now=END,
+        settings=EngineSettings(diversity=False),
+    )
+    drama = set(world.drama)
+
+    assert sum(p.movie_id in drama for p in free) > 4
+    assert sum(p.movie_id in drama for p in capped) == 4  # ceil(10 * 0.4)
+    assert [p.movie_id for p in capped if p.movie_id in drama] == [
+        p.movie_id for p in free if p.movie_id in drama
+    ][:4]  # the best four of them
+
+
+@pytest.mark.parametrize(
+    ("raw", "movie", "expected"),
+    [
+        ("home", None, Context("home")),
+        (None, None, Context("home")),
+        ("search", None, Context("search")),
+        ("banana", None, Context("home", fallback=True)),
+        ("detail", None, Context("home", fallback=True)),
+        (
+            "similar:00000000-0000-4000-8000-000000000001",
+            None,
+            Context("similar", UUID(int=1 | (4 << 76) | (1 << 63))),
+        ),
+    ],
+)
+def test_contexts(raw: str | None, movie: UUID | None, expected: Context) -> None:
+    parsed = parse_context(raw, movie)
+    assert parsed.kind == expected.kind
+    assert parsed.fallback == expected.fallback
+    if expected.kind == "similar":
+        assert parsed.movie_id == UUID("00000000-0000-4000-8000-000000000001")
+
+
+def test_a_bad_movie_id_in_a_context_is_an_error() -> None:
+    with pytest.raises(ValueError, match="badly formed"):
+        parse_context("similar:not-a-uuid")
