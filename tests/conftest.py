@@ -13,6 +13,7 @@ import pytest
 
 from interaction_recommender.settings import Settings
 from tests.fixtures.app import Service, embedded_settings, platform_settings, run_service
+from tests.fixtures.model import copy_model, train_sample_model
 from tests.fixtures.movie_service import stub, stub_server  # noqa: F401 - fixtures
 from tests.fixtures.services import (
     KafkaBroker,
@@ -70,6 +71,12 @@ def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBrok
     broker.process.wait()
 
 
+@pytest.fixture(scope="session")
+def sample_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small trained artifact (planted world), copied into each test's own MODEL_PATH."""
+    return train_sample_model(tmp_path_factory.mktemp("model"))
+
+
 @pytest.fixture(params=["embedded", "platform"])
 def mode(request: pytest.FixtureRequest) -> str:
     return str(request.param)
@@ -79,12 +86,13 @@ def mode(request: pytest.FixtureRequest) -> str:
 def settings(mode: str, request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
     """Settings for the parametrised mode: embedded (SQLite, in-process bus) or platform
     (Postgres schema of its own, Redis, Kafka with a topic prefix of its own)."""
+    model = copy_model(request.getfixturevalue("sample_model"), tmp_path / "models")
     if mode == "embedded":
-        return embedded_settings(tmp_path)
+        return embedded_settings(tmp_path, model_path=model)
     schema = request.getfixturevalue("pg_schema")
     redis = request.getfixturevalue("redis_url")
     kafka = request.getfixturevalue("kafka_broker")
-    return platform_settings(tmp_path, schema, redis, kafka)
+    return platform_settings(tmp_path, schema, redis, kafka, model_path=model)
 
 
 @pytest.fixture

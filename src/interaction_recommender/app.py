@@ -21,6 +21,7 @@ from interaction_recommender.features.endpoints import router as features_router
 from interaction_recommender.health import HealthChecker
 from interaction_recommender.health.endpoints import router as health_router
 from interaction_recommender.http import API_PREFIX, EdgeMiddleware, OrjsonRoute
+from interaction_recommender.recs.endpoints import router as recs_router
 from interaction_recommender.runtime import build_runtime
 from interaction_recommender.settings import Settings
 from interaction_recommender.users.endpoints import router as users_router
@@ -52,6 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 timeout_s=settings.health_probe_timeout_s,
                 outbox_degraded_age_s=settings.outbox_degraded_age_s,
             )
+            app.state.health.watch_model(runtime.registry)
             app.state.health.watch_consumers(
                 runtime.consumers, stuck_after_s=settings.consumer_stuck_after_s
             )
@@ -92,6 +94,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     api.include_router(events_router)
     api.include_router(catalog_router)
     api.include_router(features_router)
+    api.include_router(recs_router)
     api.include_router(users_router)
     api.include_router(deadletter_router)
 

@@ -230,12 +230,33 @@ def _replace_section(path: Path, name: str, body: str) -> None:
     path.write_text(text)
 
 
+model_app = typer.Typer(no_args_is_help=True, help="The served model.")
+
+
+@model_app.command("rollback")
+def model_rollback() -> None:
+    """Put the previous model and manifest back at MODEL_PATH; every serving process picks it
+    up at its next poll, like any new version."""
+    from interaction_recommender.training.artifact import ArtifactError, restore_previous
+
+    settings = Settings()
+    try:
+        manifest = restore_previous(settings.effective_model_path)
+    except ArtifactError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
+    typer.echo(
+        json.dumps({"version": manifest["version"], "path": str(settings.effective_model_path)})
+    )
+
+
 catalog_app = typer.Typer(no_args_is_help=True, help="The movie catalog.")
 demo_app = typer.Typer(no_args_is_help=True, help="The synthetic demo world.")
 dlq_app = typer.Typer(no_args_is_help=True, help="Dead letters of the consumers.")
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(demo_app, name="demo")
 app.add_typer(dlq_app, name="dlq")
+app.add_typer(model_app, name="model")
 
 
 @dlq_app.command("list")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Gauge, Histogram, Info
 
 __all__ = [
     "CONSUMER_LAG",
@@ -12,11 +12,16 @@ __all__ = [
     "FEATURE_PUBLISH_FAILURES",
     "HTTP_LATENCY",
     "HTTP_REQUESTS",
+    "MODEL_INFO",
     "ONLINE_STORE_FAILURES",
     "OUTBOX_BACKLOG",
     "OUTBOX_OLDEST_AGE",
     "OUTBOX_PUBLISHED",
     "OUTBOX_PUBLISH_FAILURES",
+    "RECOMMEND_CACHE",
+    "RECOMMEND_FALLBACKS",
+    "RECOMMEND_LATENCY",
+    "RECOMMEND_STAGE",
 ]
 
 HTTP_REQUESTS = Counter(
@@ -61,3 +66,21 @@ FEATURE_PUBLISH_FAILURES = Counter(
 ONLINE_STORE_FAILURES = Counter(
     "online_feature_store_failures_total", "Failed writes to Redis (retried on the next batch)."
 )
+
+_FAST = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
+RECOMMEND_LATENCY = Histogram(
+    "recommend_seconds", "GET /recommend answered, by context.", ["context"], buckets=_FAST
+)
+RECOMMEND_STAGE = Histogram(
+    "recommend_stage_seconds",
+    "Time per stage (hydrate, engine), by context.",
+    ["context", "stage"],
+    buckets=_FAST,
+)
+RECOMMEND_CACHE = Counter("recommend_cache_total", "Recommendation cache lookups.", ["result"])
+RECOMMEND_FALLBACKS = Counter(
+    "recommend_fallbacks_total",
+    "Answers from memory because a dependency was slow or down.",
+    ["reason"],
+)
+MODEL_INFO = Info("recommender_model", "The model this process serves.")

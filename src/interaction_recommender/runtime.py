@@ -3,6 +3,8 @@ and the worker (`recommender worker`) build the same runtime; they differ in wha
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,8 +30,13 @@ from interaction_recommender.features.store import (
     RedisFeatureStore,
 )
 from interaction_recommender.outbox import OutboxRelay
+from interaction_recommender.recs.engine import EngineSettings
+from interaction_recommender.recs.hydration import Hydrator, MemoryHydrator, RedisHydrator
+from interaction_recommender.recs.registry import ModelRegistry
+from interaction_recommender.recs.service import RecommendationService
 from interaction_recommender.settings import Settings
 from interaction_recommender.storage import Database, migrate
+from interaction_recommender.training.artifact import ArtifactError
 
 __all__ = ["Runtime", "build_runtime"]
 
@@ -52,6 +59,9 @@ class Runtime:
     feature_store: FeatureStore
     features: FeatureService
     consumers: list[ConsumerLoop]
+    registry: ModelRegistry
+    hydrator: Hydrator
+    recommendations: RecommendationService
 
 
 async def build_runtime(
@@ -72,11 +82,15 @@ async def build_runtime(
     redis = _redis_client(settings)
     if redis is not None:
         stack.push_async_callback(redis.aclose)
-    feature_store: FeatureStore = (
-        RedisFeatureStore(redis, prefix=settings.redis_key_prefix, ttl_s=settings.features_ttl_s)
-        if redis is not None
-        else MemoryFeatureStore()
-    )
+    feature_store: FeatureStore
+    hydrator: Hydrator
+    if redis is not None:
+        prefix = settings.redis_key_prefix
+        feature_store = RedisFeatureStore(redis, prefix=prefix, ttl_s=settings.features_ttl_s)
+        hydrator = RedisHydrator(redis, prefix=prefix, ttl_s=settings.recommend_cache_ttl_s)
+    else:
+        memory = MemoryFeatureStore()
+        feature_store, hydrator = memory, MemoryHydrator(memory)
 
     relay = OutboxRelay(
         database,
@@ -109,6 +123,19 @@ async def build_runtime(
         consumer.start()
         stack.push_async_callback(consumer.stop)
 
+    registry = ModelRegistry(
+        settings.effective_model_path, catalog, database, poll_s=settings.model_poll_s
+    )
+    with contextlib.suppress(ArtifactError):  # no model or a bad one: the fallback serves
+        await registry.reload()
+    registry.start()
+    stack.push_async_callback(registry.stop)
+    if settings.load_demo_world and registry.current is None:
+        # The embedded mode's first start: train the demo model in the background (the
+        # popularity fallback serves meanwhile); the registry swaps it in when it is written.
+        task = asyncio.create_task(_train_demo_model(settings, database, catalog, registry))
+        stack.push_async_callback(_cancel, task)
+
     return Runtime(
         settings=settings,
         database=database,
@@ -127,6 +154,15 @@ async def build_runtime(
         feature_store=feature_store,
         features=FeatureService(database, feature_store, catalog),
         consumers=consumers,
+        registry=registry,
+        hydrator=hydrator,
+        recommendations=RecommendationService(
+            registry,
+            hydrator,
+            catalog,
+            budget_s=settings.recommend_budget_s,
+            engine=EngineSettings(diversity=settings.diversity),
+        ),
     )
 
 
@@ -160,6 +196,41 @@ def _consumers(
             placeholders.handle,
         ),
     ]
+
+
+async def _train_demo_model(
+    settings: Settings, database: Database, catalog: CatalogCache, registry: ModelRegistry
+) -> None:
+    from interaction_recommender.events.queries import all_event_messages
+    from interaction_recommender.recs.labels import LabelWeights
+    from interaction_recommender.training.artifact import save_artifact
+    from interaction_recommender.training.fit import FitConfig
+    from interaction_recommender.training.pipeline import train_model
+
+    try:
+        async with database.transaction() as conn:
+            events = await all_event_messages(conn)
+        if not events:
+            return
+        log.info("demo_model_training", events=len(events))
+        result = await asyncio.to_thread(
+            train_model,
+            events,
+            catalog.movies(),
+            labels=LabelWeights.from_settings(settings),
+            config=FitConfig(ease_max_items=settings.ease_max_items, threads=1),
+            engine=EngineSettings(diversity=settings.diversity),
+        )
+        await asyncio.to_thread(save_artifact, result.model, settings.effective_model_path)
+        await registry.reload()
+        log.info("demo_model_trained", version=result.model.version, metrics=result.metrics)
+    except Exception:  # the fallback keeps serving; the log says why
+        log.exception("demo_model_training_failed")
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
 
 
 async def _warm(store: MemoryFeatureStore, database: Database) -> None:

@@ -161,6 +161,14 @@ class Settings(BaseSettings):
     )
     diversity: bool = Field(default=True, description="Cap each genre's share of a list.")
 
+    # --- Serving ---------------------------------------------------------------------------
+    recommend_max_k: int = Field(default=500, ge=1, le=10_000, description="Larger k is clamped.")
+    recommend_budget_s: float = Field(
+        default=0.3, gt=0, le=5, description="Redis/DB wait before answering from memory."
+    )
+    recommend_cache_ttl_s: int = Field(default=3600, ge=1)
+    model_poll_s: float = Field(default=5.0, gt=0, le=60, description="Manifest poll interval.")
+
     # --- Catalog ---------------------------------------------------------------------------
     catalog_poll_s: float = Field(
         default=2.0, gt=0, le=8, description="How often each process reloads changed movies."

@@ -180,7 +180,9 @@ async def test_a_failing_consumer_degrades_the_service(
     monkeypatch.setattr(PlaceholderCreator, "handle", broken)
     async with run_service(embedded_settings(tmp_path)) as service:
         await service.client.post("/api/v1/events/watch", json=event_payload())
-        body = await _wait_for_health(service, lambda b: b["status"] == "degraded", timeout=15)
+        body = await _wait_for_health(
+            service, lambda b: b["components"]["consumers"]["status"] == "degraded", timeout=15
+        )
 
     assert body["status"] == "degraded"
     assert body["components"]["consumers"]["status"] == "degraded"

@@ -14,6 +14,7 @@ from interaction_recommender.storage.tables import raw_events
 __all__ = [
     "all_event_messages",
     "delete_user_events",
+    "recent_movie_counts",
     "user_event_messages",
     "user_has_events",
     "user_max_sequence",
@@ -77,6 +78,16 @@ async def all_event_messages(conn: AsyncConnection) -> list[EventMessage]:
             )
         )
     return messages
+
+
+async def recent_movie_counts(conn: AsyncConnection, since: datetime) -> dict[UUID, int]:
+    """Distinct users per movie among events stored since ``since`` (the popularity fallback)."""
+    query = (
+        select(raw_events.c.movie_id, func.count(func.distinct(raw_events.c.user_id)))
+        .where(raw_events.c.server_timestamp >= since, raw_events.c.movie_id.is_not(None))
+        .group_by(raw_events.c.movie_id)
+    )
+    return {row[0]: int(row[1]) for row in (await conn.execute(query)).all()}
 
 
 async def delete_user_events(conn: AsyncConnection, user_id: UUID) -> int:

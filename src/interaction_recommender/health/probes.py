@@ -19,6 +19,7 @@ from interaction_recommender.bus.base import Bus, BusError
 from interaction_recommender.bus.consumer import ConsumerLoop
 from interaction_recommender.deadletter.repository import DeadLetterRepository
 from interaction_recommender.outbox import OutboxRelay, OutboxRepository
+from interaction_recommender.recs.registry import ModelRegistry
 from interaction_recommender.storage import Database, head_revision
 from interaction_recommender.storage.migrate import current_revision
 
@@ -108,6 +109,19 @@ class HealthChecker:
             # Only a database that does not answer stops ingestion; anything else degrades.
             status: Status = "unhealthy" if name == "database" else "degraded"
             return ComponentHealth(status, _ms(started), f"no answer within {self._timeout_s}s")
+
+    def watch_model(self, registry: ModelRegistry) -> None:
+        async def probe() -> ComponentHealth:
+            loaded = registry.current
+            if loaded is None:
+                reason = f" ({registry.last_error})" if registry.last_error else ""
+                return ComponentHealth("degraded", 0.0, f"no model: popularity fallback{reason}")
+            message = f"version {loaded.model.version}, {loaded.view.n_items} movies"
+            if registry.last_error:
+                message += f"; newest artifact rejected: {registry.last_error}"
+            return ComponentHealth("healthy", 0.0, message)
+
+        self._probes["model"] = probe
 
     def watch_consumers(self, consumers: list[ConsumerLoop], *, stuck_after_s: float) -> None:
         self._consumers = consumers

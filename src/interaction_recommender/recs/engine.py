@@ -34,6 +34,7 @@ __all__ = ["Candidates", "EngineSettings", "Recommendation", "candidate_rows", "
 Floats = npt.NDArray[np.float32]
 _COLUMN = {name: i for i, name in enumerate(FEATURE_NAMES)}
 _FLAGS = frozenset({"new_release", "search_match", "genre_affinity"})
+_MAX_REASONS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,11 +69,13 @@ def recommend(
     candidates = candidate_rows(features, context, model, view, now=now, settings=settings)
     if candidates.pool.size == 0:
         return []
-    if candidates.state.history.size or candidates.anchor is not None:
+    personal = candidates.state.history.size or candidates.anchor is not None
+    if personal and model.personalised:
         scores = _score(model, candidates.rows)
     else:
-        # Nothing to personalise from: the cold-start policy, popular and trending movies
-        # (the ranker was tuned on users with a history; it may weigh popularity at 0).
+        # Nothing to personalise from (no history, or a popularity-only fallback model): the
+        # cold-start policy, popular and trending movies (the ranker was tuned on users with a
+        # history; it may weigh popularity at 0).
         rows = candidates.rows
         scores = rows[:, _COLUMN["popularity"]] + rows[:, _COLUMN["trending"]]
         scores = scores + rows[:, _COLUMN["genre_affinity"]]
@@ -228,6 +231,8 @@ def _standardised(columns: Floats, pool: npt.NDArray[np.int64]) -> Floats:
     """The candidates' rows, continuous columns standardised over the candidates (so that the
     ranker sees the same scale whatever the user's history length)."""
     rows = columns[pool]
+    if pool.size == 0:
+        return rows
     for name, i in _COLUMN.items():
         if name in _FLAGS:
             continue
@@ -322,11 +327,13 @@ def _reasons(
             found.append(r.matches_genre(genre))
     if row[_COLUMN["new_release"]] > 0:
         found.append(r.NEW_RELEASE)
-    if row[_COLUMN["trending"]] > 0.5:
-        found.append(r.TRENDING)
-    if row[_COLUMN["popularity"]] > 0.5 or not found:
-        found.append(r.POPULAR)
-    return tuple(dict.fromkeys(found))
+    if not found or (anchor is None and not state.history.size):
+        # Popularity explains an item only when nothing personal does.
+        if row[_COLUMN["trending"]] > 0.5:
+            found.append(r.TRENDING)
+        if row[_COLUMN["popularity"]] > 0.5 or not found:
+            found.append(r.POPULAR)
+    return tuple(dict.fromkeys(found))[:_MAX_REASONS]
 
 
 def _strongest_history_item(item: int, state: _UserState, model: RecommenderModel) -> int | None:

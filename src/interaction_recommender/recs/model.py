@@ -9,7 +9,7 @@ request is a handful of numpy operations over these arrays.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol
 from uuid import UUID
 
@@ -23,6 +23,7 @@ __all__ = [
     "LinearRanker",
     "Ranker",
     "RecommenderModel",
+    "popularity_model",
 ]
 
 Floats = npt.NDArray[np.float32]
@@ -97,6 +98,11 @@ class RecommenderModel:
         return len(self.item_ids)
 
     @property
+    def personalised(self) -> bool:
+        """False for the popularity-only fallback (no collaborative part)."""
+        return self.ease is not None or self.item_factors is not None
+
+    @property
     def index(self) -> dict[UUID, int]:
         if self._index is None:
             self._index = {movie_id: i for i, movie_id in enumerate(self.item_ids)}
@@ -118,3 +124,22 @@ class RecommenderModel:
         state["_index"] = None  # rebuilt on load: smaller artifacts
         state["_gram"] = None
         return state
+
+
+def popularity_model(counts: dict[UUID, int], *, version: str = "fallback") -> RecommenderModel:
+    """The fallback when no trained model is available: recent interaction counts only."""
+    items = sorted(counts, key=lambda m: (-counts[m], str(m)))
+    popularity = np.log1p(np.array([counts[m] for m in items], dtype=np.float32))
+    return RecommenderModel(
+        version=version,
+        item_ids=items,
+        popularity=popularity,
+        trending=popularity.copy(),
+        neighbors=np.full((len(items), 1), -1, dtype=np.int32),
+        neighbor_weights=np.zeros((len(items), 1), dtype=np.float32),
+        ranker=LinearRanker(weights=np.zeros(len(FEATURE_NAMES), dtype=np.float32)),
+        labels=LabelWeights(),
+        trained_at=datetime.now(UTC),
+        data_until=None,
+        info={"fallback": "recent interaction counts"},
+    )

@@ -37,7 +37,6 @@ class Database:
         common: dict[str, Any] = {
             "json_serializer": _json_dumps,
             "json_deserializer": orjson.loads,
-            "pool_timeout": settings.db_pool_timeout_s,
         }
         if self.dialect == "sqlite":
             Path(url.split("///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
@@ -47,6 +46,9 @@ class Database:
                 url,
                 pool_size=1,
                 max_overflow=0,
+                # Everything shares the one connection: wait longer for it than on Postgres
+                # (still well under a caller's 10 s timeout).
+                pool_timeout=max(settings.db_pool_timeout_s, 8.0),
                 connect_args={"timeout": settings.db_statement_timeout_ms / 1000},
                 **common,
             )
@@ -58,6 +60,7 @@ class Database:
                 max_overflow=settings.db_max_overflow,
                 pool_recycle=1800,
                 connect_args=self._postgres_connect_args(),
+                pool_timeout=settings.db_pool_timeout_s,
                 **common,
             )
 

@@ -29,5 +29,6 @@ async def erase(user_id: UUID, runtime: RuntimeDep) -> ErasureResponse:
         user_id,
         features_topic=runtime.topics.processed_features,
     )
+    await runtime.hydrator.forget(user_id)  # cached recommendation lists
     runtime.relay.notify()
     return ErasureResponse(user_id=user_id, status="erased", erased_at=erased_at)

@@ -1,0 +1,138 @@
+"""Recommendation and model routes: parse, call the service, answer (contract.md shapes)."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from interaction_recommender.deps import RuntimeDep, get_runtime, require_admin
+from interaction_recommender.errors import Unprocessable
+from interaction_recommender.recs.context import parse_context
+from interaction_recommender.training.artifact import ArtifactError
+from interaction_recommender.wire import UtcTimestamp, WireModel, utc_now
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["recommendations"])
+
+
+class RecommendedMovie(WireModel):
+    movie_id: UUID
+    score: float
+    reasons: list[str]
+
+
+class RecommendationResponse(WireModel):
+    user_id: UUID
+    model_version: str
+    cached: bool
+    recommendations: list[RecommendedMovie]
+    generated_at: UtcTimestamp
+    context: str
+    recommendation_id: UUID
+    policy: str
+
+
+@router.get(
+    "/recommend/{user_id}",
+    summary="Recommended movies for a user, best first, each with reasons",
+    description="k is clamped to RECOMMEND_MAX_K; an unknown context (or detail without a "
+    "movie) gets the home policy; an unknown user gets popular/trending movies.",
+)
+async def get_recommendations(
+    user_id: UUID,
+    runtime: RuntimeDep,
+    k: int = Query(default=20, ge=1, description="How many; values above the maximum are clamped."),
+    context: str = Query(default="home", max_length=200),
+    movie_id: UUID | None = Query(default=None, alias="movieId", description="For `detail`."),
+    retrain: bool = Query(default=False, description="Accepted and ignored (training is offline)."),
+) -> RecommendationResponse:
+    try:
+        parsed = parse_context(context, movie_id)
+    except ValueError:
+        raise Unprocessable(
+            "context similar:/detail: needs a movie UUID",
+            details=[{"field": "query.context", "message": "not a UUID", "type": "uuid_parsing"}],
+        ) from None
+    k = min(k, runtime.settings.recommend_max_k)
+    answer = await runtime.recommendations.recommend(user_id, parsed, k)
+    return RecommendationResponse(
+        user_id=user_id,
+        model_version=answer.model_version,
+        cached=answer.cached,
+        recommendations=[
+            RecommendedMovie(movie_id=m, score=s, reasons=r) for m, s, r in answer.items
+        ],
+        generated_at=answer.generated_at,
+        context=context,
+        recommendation_id=answer.recommendation_id,
+        policy=answer.policy,
+    )
+
+
+@router.get("/model/info", summary="The model this process serves, and how it was trained")
+async def model_info(runtime: RuntimeDep) -> dict[str, Any]:
+    registry = runtime.registry
+    loaded = registry.current
+    if loaded is None:
+        return {
+            "status": "fallback",
+            "version": registry.serving().model.version,
+            "path": str(registry.path),
+            "loadedAt": None,
+            "fallbackPolicy": "popularity: distinct users per movie over the last 30 days",
+            "lastError": registry.last_error,
+        }
+    manifest = loaded.manifest
+    return {
+        "status": "loaded",
+        "version": loaded.model.version,
+        "path": str(registry.path),
+        "loadedAt": loaded.loaded_at,
+        "trainedAt": manifest.get("trainedAt"),
+        "dataWindow": manifest.get("dataWindow"),
+        "counts": manifest.get("counts"),
+        "featureSchema": manifest.get("featureSchema"),
+        "components": manifest.get("components"),
+        "params": manifest.get("params"),
+        "offlineMetrics": manifest.get("offlineMetrics"),
+        "sha256": manifest.get("sha256"),
+        "fallbackPolicy": "popularity and trending from the model when Redis or the database "
+        "is slow or down",
+        "lastError": registry.last_error,
+    }
+
+
+async def _reload_guard(request: Request) -> None:
+    """ADMIN_TOKEN when it is set; open otherwise (the route takes no path from the caller)."""
+    runtime = await get_runtime(request)
+    if runtime.settings.admin_token is not None:
+        await require_admin(request)
+
+
+class ReloadResponse(WireModel):
+    status: str
+    previous_version: str | None
+    new_version: str | None
+    reloaded_at: UtcTimestamp
+
+
+@router.post(
+    "/model/reload",
+    dependencies=[Depends(_reload_guard)],
+    summary="Reload MODEL_PATH now (every process also polls it)",
+    responses={422: {"description": "The artifact was rejected; the current model keeps serving."}},
+)
+async def reload_model(runtime: RuntimeDep) -> ReloadResponse:
+    try:
+        result = await runtime.registry.reload()
+    except ArtifactError as exc:
+        raise Unprocessable(f"The model was rejected: {exc}") from None
+    return ReloadResponse(
+        status=result.status,
+        previous_version=result.previous_version,
+        new_version=result.new_version,
+        reloaded_at=utc_now(),
+    )
