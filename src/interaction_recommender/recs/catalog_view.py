@@ -37,6 +37,8 @@ class CatalogView:
     genres: list[str]
     genre_matrix: npt.NDArray[np.float32]
     """(items, genres) 1.0 where the movie has the genre."""
+    genre_counts: npt.NDArray[np.float32]
+    """Genres per movie, at least 1 (the genre-affinity column divides by it every call)."""
     primary_genre: npt.NDArray[np.int32]
     """Index of the movie's first genre, -1 if none."""
     release_year: npt.NDArray[np.int32]
@@ -91,6 +93,7 @@ def build_catalog_view(
         available=available,
         genres=genre_names,
         genre_matrix=genre_matrix,
+        genre_counts=np.maximum(genre_matrix.sum(axis=1), 1.0),
         primary_genre=primary,
         release_year=years,
         keyword_items={w: np.asarray(items, dtype=np.int32) for w, items in keywords.items()},

@@ -83,16 +83,16 @@ def recommend(
         boost = np.float32(settings.search_boost)
         scores = scores + boost * candidates.rows[:, _COLUMN["search_match"]]
     chosen = _top(candidates.pool, scores, k, view, settings)
-    position = {int(item): i for i, item in enumerate(candidates.pool)}
+    # The pool is sorted (flatnonzero), so each chosen item's row is found by binary search
+    # instead of a dict over the whole pool (which cost 60% of a call at 100,000 movies).
+    positions = np.searchsorted(candidates.pool, chosen)
     return [
         Recommendation(
             movie_id=view.ids[item],
-            score=_probability(float(scores[position[item]])),
-            reasons=_reasons(
-                item, candidates.rows[position[item]], candidates, model, view, features, now
-            ),
+            score=_probability(float(scores[at])),
+            reasons=_reasons(item, candidates.rows[at], candidates, model, view, features, now),
         )
-        for item in chosen
+        for item, at in zip(chosen, positions.tolist(), strict=True)
     ]
 
 
@@ -193,10 +193,9 @@ def _feature_columns(
         affinity = genre_affinity_at(features, now)
         vector = np.array([max(affinity.get(g, 0.0), 0.0) for g in view.genres], np.float32)
         if vector.max(initial=0.0) > 0:
-            counts = np.maximum(view.genre_matrix.sum(axis=1), 1.0)
             columns[:, _COLUMN["genre_affinity"]] = (
                 view.genre_matrix @ (vector / vector.max())
-            ) / counts
+            ) / view.genre_counts
     columns[:, _COLUMN["new_release"]] = view.release_year >= now.year - settings.new_release_years
     for word in _search_keywords(features, settings):
         items = view.keyword_items.get(word)

@@ -1,0 +1,343 @@
+"""GET /recommend as the Java callers use it: contract, contexts, cache, fallbacks, hot reload."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import socket
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from interaction_recommender.settings import Settings
+from interaction_recommender.training.artifact import manifest_path, restore_previous
+from tests.fixtures.app import Service, run_service
+from tests.fixtures.contract import assert_error_shape, assert_instant, assert_uuid
+from tests.fixtures.factories import event_payload, new_id
+from tests.fixtures.model import train_sample_model
+from tests.recs.world import PlantedWorld, planted_world
+
+ADMIN = "admin-token-0123456789"
+_VOCABULARY_PREFIXES = (
+    "because_you_watched:",
+    "similar_to:",
+    "matches_genre:",
+    "matches_search:",
+    "collaborative",
+    "trending",
+    "popular",
+    "new_release",
+)
+
+
+@pytest.fixture(scope="module")
+def world() -> PlantedWorld:
+    return planted_world(users_per_cluster=20)  # the sample model was trained on this world
+
+
+async def _eventually(check: Callable[[], Awaitable[bool]], timeout: float = 10.0) -> float:
+    started = time.monotonic()
+    while not await check():
+        assert time.monotonic() - started < timeout, f"not within {timeout} s"
+        await asyncio.sleep(0.1)
+    return time.monotonic() - started
+
+
+@pytest.fixture
+async def serving(settings: Settings, world: PlantedWorld) -> AsyncIterator[Service]:
+    """The service with its consumers, the planted catalog and the sample model in place."""
+    configured = settings.model_copy(
+        update={"enable_consumers": True, "admin_token": ADMIN, "model_poll_s": 0.5}
+    )
+    async with run_service(configured) as service:
+        movies = [
+            {
+                "movieId": str(m.movie_id),
+                "title": m.title,
+                "genres": list(m.genres),
+                "releaseYear": m.release_year,
+            }
+            for m in world.catalog
+        ]
+        response = await service.client.post("/api/v1/movies/batch", json={"movies": movies})
+        assert response.json()["upserted"] == len(movies)
+
+        async def view_ready() -> bool:
+            loaded = service.runtime.registry.current
+            return loaded is not None and int(loaded.view.available.sum()) == len(movies)
+
+        await _eventually(view_ready, timeout=15)
+        yield service
+
+
+async def _watch(service: Service, user: str, movie: uuid.UUID) -> None:
+    body = event_payload(
+        "watch",
+        user_id=user,
+        movie_id=str(movie),
+        metadata={"watchDuration": 6000, "progressPercent": 100.0, "sessionId": new_id()},
+    )
+    assert (await service.client.post("/api/v1/events/watch", json=body)).status_code == 200
+
+
+async def _features_version(service: Service, user: str) -> int:
+    response = await service.client.get(f"/api/v1/features/{user}")
+    return int(response.json()["version"]) if response.status_code == 200 else -1
+
+
+def _assert_contract(body: dict[str, Any], k: int) -> None:
+    assert_uuid(body["userId"])
+    assert_uuid(body["recommendationId"])
+    assert isinstance(body["modelVersion"], str)
+    assert isinstance(body["cached"], bool)
+    assert_instant(body["generatedAt"])
+    assert isinstance(body["context"], str)
+    assert isinstance(body["policy"], str)
+    items = body["recommendations"]
+    assert len(items) <= k
+    assert len({i["movieId"] for i in items}) == len(items)  # no duplicates
+    for item in items:
+        assert_uuid(item["movieId"])
+        assert isinstance(item["score"], float)
+        assert item["reasons"]
+        assert all(r.startswith(_VOCABULARY_PREFIXES) for r in item["reasons"])
+
+
+async def test_the_callers_requests_decode(serving: Service, world: PlantedWorld) -> None:
+    user = new_id()
+    for movie in world.drama[2:7]:
+        await _watch(serving, user, movie)
+    await _eventually(lambda: _positive(serving, user))
+    catalog_ids = {str(m.movie_id) for m in world.catalog}
+
+    for path, policy in (
+        (f"/api/v1/recommend/{user}?k=150&context=home", "home"),
+        (f"/recommend/{user}?k=10&context=home&retrain=true", "home"),
+        (f"/api/v1/recommend/{user}?k=5&context=similar:{world.twins[0]}", "similar"),
+        (f"/api/v1/recommend/{user}?k=5&context=detail&movieId={world.twins[0]}", "detail"),
+        (f"/api/v1/recommend/{user}?k=5&context=search", "search"),
+        (f"/api/v1/recommend/{user}?k=5&context=no-such-context", "home:fallback"),
+        (f"/api/v1/recommend/{new_id()}?k=5&context=home", "home"),  # an unknown user
+    ):
+        response = await serving.client.get(path)
+        assert response.status_code == 200, (path, response.text)
+        body = response.json()
+        _assert_contract(body, 150)
+        assert body["policy"] == policy
+        assert {i["movieId"] for i in body["recommendations"]} <= catalog_ids
+    big = (await serving.client.get(f"/api/v1/recommend/{user}?k=150")).json()
+    assert len(big["recommendations"]) == 60 - 5  # the whole catalog but what was watched
+    similar = (
+        await serving.client.get(f"/recommend/{user}?context=similar:{world.twins[0]}")
+    ).json()
+    assert similar["recommendations"][0]["movieId"] == str(world.twins[1])
+
+
+async def _positive(service: Service, user: str) -> bool:
+    return await _features_version(service, user) > 0
+
+
+@pytest.mark.parametrize("mode", ["embedded"], indirect=True)
+@pytest.mark.parametrize(
+    "query", ["k=0", "k=-3", "k=abc", "k=1.5", "context=similar:not-a-uuid", "context=detail:123"]
+)
+async def test_bad_parameters_are_422(serving: Service, query: str) -> None:
+    response = await serving.client.get(f"/api/v1/recommend/{new_id()}?{query}")
+
+    assert response.status_code == 422
+    assert_error_shape(response.json())
+
+
+async def test_cache_hit_then_invalidated_by_an_event_and_by_a_model_swap(
+    serving: Service, world: PlantedWorld, tmp_path: Path
+) -> None:
+    user = new_id()
+    await _watch(serving, user, world.drama[3])
+    await _eventually(lambda: _positive(serving, user))
+    url = f"/api/v1/recommend/{user}?k=10"
+
+    first = (await serving.client.get(url)).json()
+    await asyncio.sleep(0.2)  # the list is stored after the answer
+    second = (await serving.client.get(url)).json()
+    assert (first["cached"], second["cached"]) == (False, True)
+    assert second["recommendations"] == first["recommendations"]
+    assert second["recommendationId"] != first["recommendationId"]
+
+    watched = uuid.UUID(first["recommendations"][0]["movieId"])
+    version = await _features_version(serving, user)
+    await _watch(serving, user, watched)  # the top pick, watched a moment ago
+    await _eventually(lambda: _newer(serving, user, version))
+    third = (await serving.client.get(url)).json()
+    assert third["cached"] is False
+    assert str(watched) not in {i["movieId"] for i in third["recommendations"]}
+
+    await asyncio.sleep(0.2)
+    assert (await serving.client.get(url)).json()["cached"] is True
+    _retrain_into(serving, tmp_path, version="swapped")
+    await _eventually(lambda: _model_version_is(serving, "swapped"))
+    fourth = (await serving.client.get(url)).json()
+    assert fourth["cached"] is False
+    assert fourth["modelVersion"] == "swapped"
+
+
+async def _newer(service: Service, user: str, version: int) -> bool:
+    return await _features_version(service, user) > version
+
+
+async def _model_version_is(service: Service, version: str) -> bool:
+    return (await service.client.get("/api/v1/model/info")).json()["version"] == version
+
+
+def _retrain_into(service: Service, tmp_path: Path, *, version: str) -> None:
+    """A new artifact at MODEL_PATH, as `recommender train` would write it."""
+    from interaction_recommender.training.artifact import load_artifact, save_artifact
+
+    built = train_sample_model(tmp_path / f"build-{version}")
+    model, _ = load_artifact(built)
+    model.version = version
+    save_artifact(model, service.settings.effective_model_path)
+
+
+async def test_a_hidden_movie_leaves_cached_lists_within_10s(
+    serving: Service, world: PlantedWorld
+) -> None:
+    user = new_id()
+    await _watch(serving, user, world.drama[4])
+    await _eventually(lambda: _positive(serving, user))
+    url = f"/api/v1/recommend/{user}?k=10"
+    top = (await serving.client.get(url)).json()["recommendations"][0]["movieId"]
+    await asyncio.sleep(0.2)
+
+    await serving.client.put(f"/api/v1/movies/{top}", json={"available": False})
+
+    async def gone() -> bool:
+        body = (await serving.client.get(url)).json()
+        return top not in {i["movieId"] for i in body["recommendations"]}
+
+    await _eventually(gone, timeout=10)
+
+
+async def test_reload_accepts_a_good_artifact_and_rejects_broken_ones(
+    serving: Service, tmp_path: Path
+) -> None:
+    headers = {"Authorization": f"Bearer {ADMIN}"}
+    path = serving.settings.effective_model_path
+    unchanged = await serving.client.post("/api/v1/model/reload", headers=headers)
+    assert unchanged.json()["status"] == "unchanged"
+    assert (await serving.client.post("/model/reload")).status_code == 401  # admin only
+
+    _retrain_into(serving, tmp_path, version="v-good")
+    good = await serving.client.post("/api/v1/model/reload", headers=headers)
+    assert good.status_code == 200, good.text
+    assert good.json()["status"] == "reloaded"
+    assert good.json()["newVersion"] == "v-good"
+    assert_instant(good.json()["reloadedAt"])
+
+    # A newer artifact (another sha256 than the one served), then broken in two ways.
+    _retrain_into(serving, tmp_path, version="v-next")
+    backup = tmp_path / "next.pkl"
+    shutil.copy(path, backup)
+    path.write_bytes(path.read_bytes()[:1000])  # truncated
+    truncated = await serving.client.post("/api/v1/model/reload", headers=headers)
+    shutil.copy(backup, path)
+    manifest = manifest_path(path).read_bytes()
+    manifest_path(path).write_bytes(manifest.replace(b'"ease"', b'"eaze"'))  # another schema
+    mismatched = await serving.client.post("/api/v1/model/reload", headers=headers)
+
+    for rejected in (truncated, mismatched):
+        assert rejected.status_code == 422
+        assert_error_shape(rejected.json())
+    info = (await serving.client.get("/api/v1/model/info")).json()
+    assert info["status"] == "loaded"
+    assert info["version"] == "v-good"  # the current model kept serving
+    health = (await serving.client.get("/health")).json()
+    assert health["components"]["model"]["status"] == "healthy"
+
+
+async def test_a_swap_under_concurrent_requests_fails_nothing_and_rollback_restores(
+    serving: Service, world: PlantedWorld, tmp_path: Path
+) -> None:
+    headers = {"Authorization": f"Bearer {ADMIN}"}
+    users = [new_id() for _ in range(5)]
+    statuses: list[int] = []
+    done = asyncio.Event()
+
+    async def load() -> None:
+        n = 0
+        while not done.is_set():
+            user = users[n % len(users)]
+            n += 1
+            response = await serving.client.get(f"/api/v1/recommend/{user}?k=10")
+            statuses.append(response.status_code)
+            assert response.json()["recommendations"]
+            # A cache hit may complete without suspending; yield so the swaps get their turn.
+            await asyncio.sleep(0)
+
+    clients = [asyncio.create_task(load()) for _ in range(8)]
+    for version in ("swap-1", "swap-2", "swap-3"):
+        await asyncio.to_thread(_retrain_into, serving, tmp_path, version=version)
+        response = await serving.client.post("/api/v1/model/reload", headers=headers)
+        assert response.json()["newVersion"] == version
+    done.set()
+    await asyncio.gather(*clients)
+    assert len(statuses) > 50
+    assert set(statuses) == {200}
+
+    restored = restore_previous(serving.settings.effective_model_path)  # `model rollback`
+    assert restored["version"] == "swap-2"
+    await _eventually(lambda: _model_version_is(serving, "swap-2"))  # picked up by the poll
+
+
+@pytest.fixture
+def silent_redis() -> Iterator[str]:
+    """A server that accepts connections and never answers."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(100)
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                accepted.append(listener.accept()[0])
+            except TimeoutError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield f"redis://127.0.0.1:{listener.getsockname()[1]}/0"
+    stop.set()
+    thread.join()
+    for connection in accepted:
+        connection.close()
+    listener.close()
+
+
+@pytest.mark.parametrize("mode", ["platform"], indirect=True)
+async def test_a_redis_that_never_answers_gives_a_fallback_within_the_budget(
+    settings: Settings, silent_redis: str
+) -> None:
+    hanging = settings.model_copy(
+        update={"redis_url": silent_redis, "recommend_budget_s": 0.3, "health_probe_timeout_s": 0.5}
+    )
+    async with run_service(hanging) as service:
+        started = time.monotonic()
+        response = await service.client.get(f"/api/v1/recommend/{new_id()}?k=10")
+        elapsed = time.monotonic() - started
+        health = (await service.client.get("/health")).json()
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["policy"] == "home:fallback"
+    assert body["cached"] is False
+    assert elapsed < 2.0, elapsed
+    for item in body["recommendations"]:
+        assert set(item["reasons"]) <= {"popular", "trending", "new_release"}
+    assert health["components"]["redis"]["status"] == "degraded"
