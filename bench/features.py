@@ -69,7 +69,7 @@ from pathlib import Path
 from random import Random
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/ingest.py: shared helpers
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/ingest.py, bench/report.py
 
 from ingest import (
     ROOT,
@@ -78,28 +78,28 @@ from ingest import (
     CpuMeter,
     KafkaBroker,
     _drop_schema,
-    _percentile,
     _pg_dsn,
     _proc_cpu,
     _stop_tansu,
+    cpu_text,
     free_port,
-    git_commit,
-    loadavg,
-    machine,
     pg,
     server,
     start_tansu,
     stop_process,
 )
-
-START_MARKER = "<!-- bench:features:start -->"
-END_MARKER = "<!-- bench:features:end -->"
-DOC_HEADER = (
-    "# Benchmarks\n\n"
-    "Numbers written by the commands in `bench/`. The machines are shared and noisy: only ratios "
-    "measured in the same run compare, and absolute numbers move by a factor of two between "
-    "runs.\n"
+from report import (
+    Run,
+    add_store_args,
+    markers,
+    percentile,
+    profile_counts,
+    publish,
+    summarize_profile,
+    verdict,
 )
+
+START_MARKER, END_MARKER = markers("features")
 AIM_THROUGHPUT_EVENTS_S = 3000
 AIM_FRESHNESS_P99_S = 1.0
 AIM_RATE = 2000
@@ -214,15 +214,12 @@ class Stream:
 @dataclass
 class Report:
     args: argparse.Namespace
-    command: str
-    started: datetime
-    loadavg_start: str
+    run: Run
     world: str = ""
     preload: str = ""
     catch_up: CatchUp | None = None
     profiled: CatchUp | None = None
     stream: Stream | None = None
-    loadavg_end: str = ""
     hotspots: str = ""
     profile_notes: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -798,8 +795,8 @@ def run_stream(
         f"(schedule {result.schedule_s:.1f}s, late sends {result.late_sends}), statuses "
         f"{dict(result.statuses)}, errors {result.errors}, rejected {result.rejected}, "
         f"duplicates {result.duplicates}; probes {len(fresh)}/{len(probes)} seen, "
-        f"timeouts {result.probe_timeouts}; freshness p50 {_percentile(fresh, 50):.3f}s "
-        f"p99 {_percentile(fresh, 99):.3f}s max {max(fresh, default=math.nan):.3f}s; lag max "
+        f"timeouts {result.probe_timeouts}; freshness p50 {percentile(fresh, 50):.3f}s "
+        f"p99 {percentile(fresh, 99):.3f}s max {max(fresh, default=math.nan):.3f}s; lag max "
         f"{result.max_lag} (outbox max {result.max_outbox}), at end {result.lag_at_end}, "
         f"outbox at end {result.outbox_at_end}, drained after {result.drained_after_s:.2f}s; "
         f"cores worker {result.cpu_worker.text() if result.cpu_worker else '?'}, serve "
@@ -817,8 +814,8 @@ def stages_text(result: Stream) -> str:
     for index, name in enumerate(names):
         values = result.stage(index)
         parts.append(
-            f"{name} p50 {_percentile(values, 50) * 1000:,.0f} ms / p99 "
-            f"{_percentile(values, 99) * 1000:,.0f} ms"
+            f"{name} p50 {percentile(values, 50) * 1000:,.0f} ms / p99 "
+            f"{percentile(values, 99) * 1000:,.0f} ms"
         )
     return "; ".join(parts)
 
@@ -944,77 +941,16 @@ _HEADLINE = (
 
 def headline(path: Path) -> str:
     """The inclusive share of a few functions of the feature consumer, in one line."""
-    total, _, own_n, _ = _profile_counts(path)
+    counts = profile_counts(path, _GROUPS)
+    own_n = counts.inclusive
     return ", ".join(
-        f"{label} {100 * own_n[fn] / total:.0f}%" for fn, label in _HEADLINE if own_n[fn]
+        f"{label} {100 * own_n[fn] / counts.total:.0f}%" for fn, label in _HEADLINE if own_n[fn]
     )
-
-
-def _profile_counts(path: Path) -> tuple[int, Counter[str], Counter[str], Counter[str]]:
-    """(busy samples, self samples per frame name, inclusive samples per own function,
-    inclusive samples per group) of a py-spy speedscope file. py-spy drops idle samples;
-    samples whose leaf is a threading wait are dropped too."""
-    data = json.loads(path.read_text())
-    frames = data["shared"]["frames"]
-    files = [str(frame.get("file", "")) for frame in frames]
-    self_n: Counter[int] = Counter()
-    own_n: Counter[str] = Counter()
-    group_n: Counter[str] = Counter()
-    total = 0
-
-    def name(index: int) -> str:
-        frame, file = frames[index], files[index]
-        for marker in ("site-packages/", "/src/", "/lib/python3.11/"):
-            if marker in file:
-                file = file.split(marker, 1)[1]
-                break
-        return f"{frame['name']} ({file}:{frame.get('line', '?')})"
-
-    for profile in data["profiles"]:
-        for stack in profile["samples"]:
-            leaf = stack[-1] if stack else None
-            if leaf is None or (
-                files[leaf].endswith("threading.py") and frames[leaf]["name"].endswith("wait")
-            ):
-                continue
-            total += 1
-            self_n[leaf] += 1
-            own_n.update(
-                {
-                    f"{frames[i]['name']} ({files[i].split('interaction_recommender/', 1)[1]})"
-                    for i in stack
-                    if "/interaction_recommender/" in files[i]
-                }
-            )
-            group_n.update(
-                group
-                for group, markers in _GROUPS.items()
-                if any(m in files[i] for i in stack for m in markers)
-            )
-    named: Counter[str] = Counter()
-    for index, n in self_n.items():
-        named[name(index)] += n
-    return total or 1, named, own_n, group_n
 
 
 def summarize_speedscope(path: Path, top: int = 20) -> str:
     """% of busy samples per function (self and inclusive) and per group."""
-    total, self_n, own_n, group_n = _profile_counts(path)
-
-    def pct(n: int) -> str:
-        return f"{100 * n / total:5.1f}"
-
-    lines = [f"py-spy profile `{path.relative_to(ROOT)}`: {total} busy samples.", ""]
-    lines += ["Self time (leaf frames; time in C extensions counts to the calling frame):", ""]
-    lines += ["| % busy samples | function |", "|---:|---|"]
-    lines += [f"| {pct(n)} | `{fn}` |" for fn, n in self_n.most_common(top)]
-    lines += ["", "Inclusive time of the service's own functions (src/interaction_recommender):"]
-    lines += ["", "| % busy samples | function |", "|---:|---|"]
-    lines += [f"| {pct(n)} | `{fn}` |" for fn, n in own_n.most_common(top)]
-    lines += ["", "Inclusive time by group (a sample counts once per group):", ""]
-    lines += ["| % busy samples | group |", "|---:|---|"]
-    lines += [f"| {pct(n)} | {group} |" for group, n in group_n.most_common()]
-    return "\n".join(lines)
+    return summarize_profile(path, _GROUPS, top)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1031,31 +967,16 @@ def freshness_ok(result: Stream) -> bool:
     fresh = result.freshness()
     return (
         bool(fresh)
-        and _percentile(fresh, 99) < AIM_FRESHNESS_P99_S
+        and percentile(fresh, 99) < AIM_FRESHNESS_P99_S
         and result.events_s >= 0.95 * AIM_RATE
         and not result.probe_timeouts
     )
 
 
-def _verdict(ok: bool) -> str:
-    return "**met**" if ok else "**missed**"
-
-
-def _cpu_text(cpu: Cpu | None) -> str:
-    return cpu.text() if cpu is not None else "?"
-
-
 def render(report: Report) -> str:
     args = report.args
     lines = [
-        START_MARKER,
-        "## Feature pipeline (`bench/features.py`)",
-        "",
-        f"- Date: {report.started:%Y-%m-%d %H:%M} UTC",
-        f"- Machine: {machine()}; load average {report.loadavg_start} at start, "
-        f"{report.loadavg_end} at end",
-        f"- Commit: {git_commit()}",
-        f"- Command: `{report.command}`",
+        *report.run.head(START_MARKER, "Feature pipeline (`bench/features.py`)"),
         f"- Data: {report.world}. {report.preload}",
         "- Services: Postgres 15 (a fresh schema, dropped afterwards), Redis (a unique key prefix, "
         "deleted afterwards), Tansu (Kafka protocol, topics with the default 4 partitions). "
@@ -1092,10 +1013,10 @@ def render(report: Report) -> str:
             f"| **{catch_up.events_s:,.0f} events/s** ({catch_up.events:,} events in "
             f"{catch_up.wall_s:.1f} s) "
             f"| ≥ {AIM_THROUGHPUT_EVENTS_S:,} events/s: "
-            f"{_verdict(catch_up.events_s >= AIM_THROUGHPUT_EVENTS_S)} "
+            f"{verdict(catch_up.events_s >= AIM_THROUGHPUT_EVENTS_S)} "
             f"| {catch_up.cpu_us_per_event:,.0f} µs/event (worker process); "
             f"{_per_write(catch_up.total, catch_up.writes)} "
-            f"| {_cpu_text(catch_up.cpu)} "
+            f"| {cpu_text(catch_up.cpu)} "
             f"| first commit {catch_up.startup_s:.1f} s after the start; placeholder group done "
             f"after {catch_up.placeholders_s:.1f} s, feature group after "
             f"{catch_up.features_done_s:.1f} s |"
@@ -1106,12 +1027,12 @@ def render(report: Report) -> str:
             f"| Same, again under py-spy (extra run, snapshot and Redis cleared first) "
             f"| {p.events_s:,.0f} events/s | — | {p.cpu_us_per_event:,.0f} µs/event; "
             f"{_per_write(p.total, p.writes)} "
-            f"| {_cpu_text(p.cpu)} | py-spy at 100 Hz, --nonblocking |"
+            f"| {cpu_text(p.cpu)} | py-spy at 100 Hz, --nonblocking |"
         )
     result = report.stream
     if result is not None:
         fresh = result.freshness()
-        p99 = _percentile(fresh, 99)
+        p99 = percentile(fresh, 99)
         ok = freshness_ok(result)
         events = result.accepted + result.probes_accepted
         worker_us = (
@@ -1131,17 +1052,17 @@ def render(report: Report) -> str:
         lines.append(
             f"| Event→feature freshness at **{result.events_s:,.0f} events/s** achieved "
             f"(target {args.rate:,}) "
-            f"| p50 **{_percentile(fresh, 50) * 1000:,.0f} ms**, p99 **{p99 * 1000:,.0f} ms**, "
+            f"| p50 **{percentile(fresh, 50) * 1000:,.0f} ms**, p99 **{p99 * 1000:,.0f} ms**, "
             f"max {max(fresh, default=math.nan) * 1000:,.0f} ms ({len(fresh)} probes) "
-            f"| p99 < {AIM_FRESHNESS_P99_S:.0f} s at {AIM_RATE:,} events/s: {_verdict(ok)} "
+            f"| p99 < {AIM_FRESHNESS_P99_S:.0f} s at {AIM_RATE:,} events/s: {verdict(ok)} "
             f"| {worker_us:,.0f} µs/event (worker process); {_per_write(events, result.writes)}"
-            f"; the API process: {_cpu_text(result.cpu_serve).split(' ', 1)[0]} cores "
-            f"| {_cpu_text(result.cpu_worker)} "
+            f"; the API process: {cpu_text(result.cpu_serve).split(' ', 1)[0]} cores "
+            f"| {cpu_text(result.cpu_worker)} "
             f"| {kept_up}; {non_2xx} non-2xx, {result.errors} client errors, "
             f"{result.rejected} rejected, {result.duplicates} duplicates, "
             f"{result.probe_timeouts} probes never seen; batch answer p50 "
-            f"{_percentile(sorted(result.latencies), 50) * 1000:.0f} ms, p99 "
-            f"{_percentile(sorted(result.latencies), 99) * 1000:.0f} ms |"
+            f"{percentile(sorted(result.latencies), 50) * 1000:.0f} ms, p99 "
+            f"{percentile(sorted(result.latencies), 99) * 1000:.0f} ms |"
         )
         report.notes.append(
             f"Where the probes' time goes (p50 / p99 per stage; stage ends from the Kafka "
@@ -1191,20 +1112,6 @@ def render(report: Report) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_section(path: Path, section: str) -> None:
-    if not path.is_absolute():
-        path = ROOT / path
-    text = path.read_text() if path.exists() else DOC_HEADER
-    start, end = text.find(START_MARKER), text.find(END_MARKER)
-    if start != -1 and end > start:
-        text = text[:start] + section.rstrip("\n") + text[end + len(END_MARKER) :]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text if text.endswith("\n") else text + "\n")
-    print(f"[bench] wrote the section to {path}", file=sys.stderr)
-
-
 # --------------------------------------------------------------------------------------------
 # Main
 # --------------------------------------------------------------------------------------------
@@ -1234,15 +1141,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--profile-seconds", type=float, default=15, help="The extra steady-input run under py-spy."
     )
     parser.add_argument("--write", type=Path, help="Markdown file to update (docs/benchmarks.md).")
-    parser.add_argument(
-        "--database-url",
-        default=os.environ.get(
-            "BENCH_DATABASE_URL", "postgresql+asyncpg://root@127.0.0.1:5432/test"
-        ),
-    )
-    parser.add_argument(
-        "--redis-url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
-    )
+    add_store_args(parser)
     args = parser.parse_args(argv)
     if args.rate < 1 or args.duration < 1 or args.events < 1000 or args.batch_size < 1:
         parser.error("--rate, --duration ≥ 1, --events ≥ 1000, --batch-size ≥ 1")
@@ -1256,8 +1155,7 @@ def main(argv: list[str] | None = None) -> int:
     # SIGTERM (e.g. `timeout`) unwinds like Ctrl-C, so the finally blocks stop every process and
     # drop the schema.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    command = shlex.join([".venv/bin/python", "bench/features.py", *(argv or sys.argv[1:])])
-    report = Report(args, command, datetime.now(UTC), loadavg())
+    report = Report(args, Run.of("bench/features.py", argv))
     schema = f"bench_{uuid.uuid4().hex[:12]}"
     interval = args.batch_size / args.rate
     warm_batches = math.ceil(args.warmup / interval)
@@ -1267,7 +1165,7 @@ def main(argv: list[str] | None = None) -> int:
 
     with contextlib.ExitStack() as stack:
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-features-")))
-        logs = ROOT / "bench" / "results" / f"features-{report.started:%Y%m%dT%H%M%S}"
+        logs = ROOT / "bench" / "results" / report.run.stamp("features")
         logs.mkdir(parents=True, exist_ok=True)
         print(f"[bench] logs in {logs}", file=sys.stderr)
 
@@ -1398,7 +1296,7 @@ def main(argv: list[str] | None = None) -> int:
             label="freshness",
             **common,
         )
-        report.loadavg_end = loadavg()
+        report.run.done()
         if args.profile or (args.profile is None and not freshness_ok(report.stream)):
             spy = Spy(consuming.pid, logs / "worker-steady.speedscope.json")
             stack.callback(spy.stop)
@@ -1416,14 +1314,11 @@ def main(argv: list[str] | None = None) -> int:
                 + spy.summary(args.profile_top)
             )
 
-    section = render(report)
-    print(section)
+    publish(render(report), args.write, START_MARKER, END_MARKER)
     if report.hotspots:
         report.hotspots = report.hotspots.strip()
         print(report.hotspots)
         (logs / "hotspots.md").write_text(report.hotspots + "\n")
-    if args.write is not None:
-        write_section(args.write, section)
     return 0
 
 

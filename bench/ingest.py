@@ -50,21 +50,25 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/report.py
+
+from report import (
+    ROOT,
+    Run,
+    add_store_args,
+    markers,
+    percentile,
+    publish,
+    summarize_profile,
+    verdict,
+)
+
 BENCH = ROOT / "bench"
 VENV_BIN = Path(sys.executable).parent
-START_MARKER = "<!-- bench:ingest:start -->"
-END_MARKER = "<!-- bench:ingest:end -->"
-DOC_HEADER = (
-    "# Benchmarks\n\n"
-    "Numbers written by the commands in `bench/`. The machines are shared and noisy: only ratios "
-    "measured in the same run compare, and absolute numbers move by a factor of two between "
-    "runs.\n"
-)
+START_MARKER, END_MARKER = markers("ingest")
 AIM_SINGLE_RATIO = 0.25
 AIM_BATCH_EVENTS_S = 30_000
 BATCH_SIZE = 1000
@@ -157,9 +161,7 @@ class BatchResult:
 @dataclass
 class Report:
     args: argparse.Namespace
-    command: str
-    started: datetime
-    loadavg_start: str
+    run: Run
     bare: WrkResult | None = None
     bare_after: WrkResult | None = None
     single: WrkResult | None = None
@@ -168,7 +170,6 @@ class Report:
     single_log_stored: Stored | None = None
     batch: BatchResult | None = None
     batch_stored: Stored | None = None
-    loadavg_end: str = ""
     notes: list[str] = field(default_factory=list)
     hotspots: str = ""
 
@@ -509,19 +510,12 @@ async def _batch_load(url: str, duration: float, senders: int, pool: list[bytes]
         statuses=statuses,
         errors=totals["errors"],
         duration_s=elapsed,
-        p50_ms=_percentile(ordered, 50) * 1000,
-        p99_ms=_percentile(ordered, 99) * 1000,
+        p50_ms=percentile(ordered, 50) * 1000,
+        p99_ms=percentile(ordered, 99) * 1000,
         senders=senders,
         pool=0,
         built_during_run=totals["built"],
     )
-
-
-def _percentile(ordered: list[float], pct: float) -> float:
-    if not ordered:
-        return math.nan
-    rank = max(0, math.ceil(pct / 100 * len(ordered)) - 1)  # nearest-rank
-    return ordered[rank]
 
 
 def run_batch(url: str, duration: float, senders: int, pool: list[bytes]) -> BatchResult:
@@ -562,7 +556,7 @@ def batch_benchmark(
         f"p50 {result.p50_ms:.0f} ms, p99 {result.p99_ms:.0f} ms, "
         f"statuses {dict(result.statuses)}, "
         f"errors {result.errors}, duplicates {result.duplicates}, cores busy "
-        f"server/postgres/machine {_cpu_text(result.cpu)}, client {result.client_cpu:.2f} cores, "
+        f"server/postgres/machine {cpu_text(result.cpu)}, client {result.client_cpu:.2f} cores, "
         "built during run "
         f"{result.built_during_run}; {stored.new_rows:,} new rows for {stored.expected:,} "
         f"accepted: {'ok' if stored.ok else 'MISSING ROWS'}",
@@ -575,9 +569,15 @@ def batch_benchmark(
 # Profiling (py-spy, optional)
 # --------------------------------------------------------------------------------------------
 def profile_service(
-    args: argparse.Namespace, pid: int, name: str, load: Callable[[float], object], out_dir: Path
+    args: argparse.Namespace,
+    pid: int,
+    name: str,
+    load: Callable[[float], object],
+    out_dir: Path,
+    groups: dict[str, tuple[str, ...]] | None = None,
 ) -> str:
-    """py-spy the server while `load(seconds)` runs (an extra, unreported run)."""
+    """py-spy the server while `load(seconds)` runs (an extra, unreported run); the summary's
+    groups default to this benchmark's (_GROUPS)."""
     py_spy = shutil.which("py-spy", path=str(VENV_BIN)) or shutil.which("py-spy")
     if py_spy is None:
         return "py-spy is not installed (.venv/bin/pip install py-spy): no profile."
@@ -599,7 +599,7 @@ def profile_service(
             spy.wait()
     if not out.exists():
         return f"py-spy wrote no profile: {err.decode(errors='replace')[-500:]}"
-    return summarize_speedscope(out, top=args.profile_top)
+    return summarize_speedscope(out, top=args.profile_top, groups=groups)
 
 
 _GROUPS: dict[str, tuple[str, ...]] = {
@@ -615,114 +615,25 @@ _GROUPS: dict[str, tuple[str, ...]] = {
 }
 
 
-def summarize_speedscope(path: Path, top: int = 25) -> str:
+def summarize_speedscope(
+    path: Path, top: int = 25, groups: dict[str, tuple[str, ...]] | None = None
+) -> str:
     """% of busy samples per function (self and inclusive) and per library, from a py-spy
-    speedscope file.
-
-    py-spy already drops idle samples of the event loop; the AnyIO worker threads (sync
-    dependencies run there) count as busy while they wait on their queue, so samples whose leaf
-    is a threading wait are dropped here too."""
-    data = json.loads(path.read_text())
-    frames = data["shared"]["frames"]
-    files = [str(frame.get("file", "")) for frame in frames]
-    self_n: Counter[int] = Counter()
-    own_n: Counter[str] = Counter()
-    group_n: Counter[str] = Counter()
-    per_thread: Counter[str] = Counter()
-
-    def name(index: int) -> str:
-        frame, file = frames[index], files[index]
-        for marker in ("site-packages/", "/src/", "/lib/python3"):
-            if marker in file:
-                file = file.split(marker, 1)[1]
-                break
-        return f"{frame['name']} ({file}:{frame.get('line', '?')})"
-
-    for profile in data["profiles"]:
-        thread = "the main thread" if "MainThread" in profile["name"] else "worker threads"
-        for stack in profile["samples"]:
-            leaf = stack[-1] if stack else None
-            if leaf is None or (
-                files[leaf].endswith("threading.py") and frames[leaf]["name"].endswith("wait")
-            ):
-                continue
-            per_thread[thread] += 1
-            self_n[leaf] += 1
-            own = {
-                f"{frames[i]['name']} ({files[i].split('interaction_recommender/', 1)[1]})"
-                for i in stack
-                if "/interaction_recommender/" in files[i]
-            }
-            own_n.update(own)
-            group_n.update(
-                group
-                for group, markers in _GROUPS.items()
-                if any(m in files[i] for i in stack for m in markers)
-            )
-    total = sum(per_thread.values()) or 1
-
-    def pct(n: int) -> str:
-        return f"{100 * n / total:5.1f}"
-
-    threads = ", ".join(f"{n} in {t}" for t, n in per_thread.most_common())
-    lines = [f"py-spy profile `{path}`: {total} busy samples ({threads}).", ""]
-    lines += ["Self time (leaf frames; time in C extensions counts to the calling frame):", ""]
-    lines += ["| % busy samples | function |", "|---:|---|"]
-    lines += [f"| {pct(n)} | `{name(i)}` |" for i, n in self_n.most_common(top)]
-    lines += ["", "Inclusive time of the service's own functions (src/interaction_recommender):"]
-    lines += ["", "| % busy samples | function |", "|---:|---|"]
-    lines += [f"| {pct(n)} | `{fn}` |" for fn, n in own_n.most_common(top)]
-    lines += ["", "Inclusive time by library (a sample counts once per group):", ""]
-    lines += ["| % busy samples | group |", "|---:|---|"]
-    lines += [f"| {pct(n)} | {group} |" for group, n in group_n.most_common()]
-    return "\n".join(lines)
+    speedscope file."""
+    return summarize_profile(path, _GROUPS if groups is None else groups, top, "library")
 
 
 # --------------------------------------------------------------------------------------------
 # Report
 # --------------------------------------------------------------------------------------------
-def machine() -> str:
-    cpus = os.cpu_count() or 0
-    with contextlib.suppress(OSError, subprocess.SubprocessError):
-        cpus = int(subprocess.run(["nproc"], capture_output=True, text=True, check=True).stdout)
-    model = "unknown CPU"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return f"{cpus} CPUs (nproc), {model}"
-
-
-def loadavg() -> str:
-    try:
-        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    except OSError:
-        return "?"
-
-
-def git_commit() -> str:
-    def git(*argv: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(["git", *argv], capture_output=True, text=True, cwd=ROOT, check=False)
-
-    commit = git("rev-parse", "--short", "HEAD").stdout.strip() or "unknown"
-    if git("diff", "--quiet", "HEAD", "--", "src").returncode != 0:
-        commit += " (+ uncommitted changes in src/)"
-    return commit
-
-
 def wrk_version() -> str:
     done = subprocess.run(["wrk", "--version"], capture_output=True, text=True, check=False)
     match = re.search(r"wrk (\S+)", done.stdout + done.stderr)
     return match.group(1) if match else "?"
 
 
-def _cpu_text(cpu: Cpu | None) -> str:
+def cpu_text(cpu: Cpu | None) -> str:
     return cpu.text() if cpu is not None else "?"
-
-
-def _verdict(ok: bool) -> str:
-    return "**met**" if ok else "**missed**"
 
 
 def _stored_text(stored: Stored | None, what: str) -> str:
@@ -742,14 +653,7 @@ def render(report: Report) -> str:
     bares = [b for b in (report.bare, report.bare_after) if b is not None]
     bare_req_s = statistics.fmean(b.req_s for b in bares) if bares else math.nan
     lines = [
-        START_MARKER,
-        "## Event ingest (`bench/ingest.py`)",
-        "",
-        f"- Date: {report.started:%Y-%m-%d %H:%M} UTC",
-        f"- Machine: {machine()}; load average {report.loadavg_start} at start, "
-        f"{report.loadavg_end} at end",
-        f"- Commit: {git_commit()}",
-        f"- Command: `{report.command}`",
+        *report.run.head(START_MARKER, "Event ingest (`bench/ingest.py`)"),
         f"- Single events: wrk {wrk_version()} `-t1 -c{args.connections} -d{int(args.duration)}s "
         f"--latency` with `bench/wrk_event.lua` (a fresh random requestId, userId and movieId in "
         f"every request: every request is a new event), after a {int(args.warmup)} s warm-up run. "
@@ -780,7 +684,7 @@ def render(report: Report) -> str:
         lines.append(
             f"| Bare FastAPI POST (`bench/bare_app.py`), {label} | {bare.req_s:,.0f} req/s "
             f"| {bare.p50_ms:.2f} ms | {bare.p99_ms:.2f} ms | {bare.req_s / bare_req_s:.2f} | — "
-            f"| {_cpu_text(bare.cpu)} | {_wrk_errors(bare)} | — |"
+            f"| {cpu_text(bare.cpu)} | {_wrk_errors(bare)} | — |"
         )
     for label, result, stored in (
         (
@@ -800,8 +704,8 @@ def render(report: Report) -> str:
         lines.append(
             f"| {label} | {result.req_s:,.0f} req/s | {result.p50_ms:.2f} ms "
             f"| {result.p99_ms:.2f} ms | {ratio:.2f} "
-            f"| ≥ {AIM_SINGLE_RATIO:.2f} of bare: {_verdict(ratio >= AIM_SINGLE_RATIO)} "
-            f"| {_cpu_text(result.cpu)} | {_wrk_errors(result)} | {_stored_text(stored, '2xx')} |"
+            f"| ≥ {AIM_SINGLE_RATIO:.2f} of bare: {verdict(ratio >= AIM_SINGLE_RATIO)} "
+            f"| {cpu_text(result.cpu)} | {_wrk_errors(result)} | {_stored_text(stored, '2xx')} |"
         )
     batch = report.batch
     if batch is not None:
@@ -811,8 +715,8 @@ def render(report: Report) -> str:
             f"{batch.events_s:,.0f} events/s ({batch.req_s:.1f} req/s) | {batch.p50_ms:.0f} ms "
             f"| {batch.p99_ms:.0f} ms | — "
             f"| ≥ {AIM_BATCH_EVENTS_S:,} events/s: "
-            f"{_verdict(batch.events_s >= AIM_BATCH_EVENTS_S)} "
-            f"| {_cpu_text(batch.cpu)} | {non_2xx:,} non-2xx, {batch.errors:,} client errors, "
+            f"{verdict(batch.events_s >= AIM_BATCH_EVENTS_S)} "
+            f"| {cpu_text(batch.cpu)} | {non_2xx:,} non-2xx, {batch.errors:,} client errors, "
             f"{batch.duplicates:,} duplicates | {_stored_text(report.batch_stored, 'accepted')} |"
         )
         report.notes.append(
@@ -828,20 +732,6 @@ def render(report: Report) -> str:
         lines += ["", *(f"- {note}" for note in report.notes)]
     lines += ["", END_MARKER]
     return "\n".join(lines) + "\n"
-
-
-def write_section(path: Path, section: str) -> None:
-    if not path.is_absolute():
-        path = ROOT / path
-    text = path.read_text() if path.exists() else DOC_HEADER
-    start, end = text.find(START_MARKER), text.find(END_MARKER)
-    if start != -1 and end > start:
-        text = text[:start] + section.rstrip("\n") + text[end + len(END_MARKER) :]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text if text.endswith("\n") else text + "\n")
-    print(f"[bench] wrote the section to {path}", file=sys.stderr)
 
 
 # --------------------------------------------------------------------------------------------
@@ -872,15 +762,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--skip-batch", action="store_true", help="Leave out the batch benchmark.")
     parser.add_argument("--profile", type=Path, help="py-spy the service into this directory.")
     parser.add_argument("--profile-top", type=int, default=25)
-    parser.add_argument(
-        "--database-url",
-        default=os.environ.get(
-            "BENCH_DATABASE_URL", "postgresql+asyncpg://root@127.0.0.1:5432/test"
-        ),
-    )
-    parser.add_argument(
-        "--redis-url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
-    )
+    add_store_args(parser)
     parser.add_argument("--wrk", default=shutil.which("wrk") or "/usr/bin/wrk")
     args = parser.parse_args(argv)
     if args.duration < 1 or args.warmup < 1:
@@ -890,15 +772,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    command = shlex.join([".venv/bin/python", "bench/ingest.py", *(argv or sys.argv[1:])])
-    report = Report(args, command, datetime.now(UTC), loadavg())
+    report = Report(args, Run.of("bench/ingest.py", argv))
     python = str(VENV_BIN / "python")
     recommender = str(VENV_BIN / "recommender")
     schema = f"bench_{uuid.uuid4().hex[:12]}"
 
     with contextlib.ExitStack() as stack:
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-ingest-")))
-        logs = BENCH / "results" / f"ingest-{report.started:%Y%m%dT%H%M%S}"  # git-ignored
+        logs = BENCH / "results" / report.run.stamp("ingest")  # git-ignored
         logs.mkdir(parents=True, exist_ok=True)
         print(f"[bench] server logs in {logs}", file=sys.stderr)
 
@@ -990,15 +871,12 @@ def main(argv: list[str] | None = None) -> int:
             report.bare_after, _ = warm_and_measure(
                 args, bare_url, "bare endpoint, again", bare_process.pid
             )
-        report.loadavg_end = loadavg()
+        report.run.done()
 
-    section = render(report)
-    print(section)
+    publish(render(report), args.write, START_MARKER, END_MARKER)
     if report.hotspots:
         print(report.hotspots)
         (args.profile / "hotspots.md").write_text(report.hotspots + "\n")
-    if args.write is not None:
-        write_section(args.write, section)
     stored = [report.single_stored, report.single_log_stored, report.batch_stored]
     return 0 if all(s is None or s.ok for s in stored) else 1
 
