@@ -24,6 +24,7 @@ from tests.fixtures.services import (
     require,
     start_tansu,
 )
+from tests.fixtures.serving import serving, world  # noqa: F401 - fixtures
 
 # A developer's shell must not change what the tests run against.
 for _name in Settings.model_fields:

@@ -18,6 +18,7 @@ from interaction_recommender.deps import require_api_token
 from interaction_recommender.errors import install_error_handlers
 from interaction_recommender.events.endpoints import router as events_router
 from interaction_recommender.features.endpoints import router as features_router
+from interaction_recommender.feedback.endpoints import router as feedback_router
 from interaction_recommender.health import HealthChecker
 from interaction_recommender.health.endpoints import router as health_router
 from interaction_recommender.http import API_PREFIX, EdgeMiddleware, OrjsonRoute
@@ -95,6 +96,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     api.include_router(catalog_router)
     api.include_router(features_router)
     api.include_router(recs_router)
+    api.include_router(feedback_router)
     api.include_router(users_router)
     api.include_router(deadletter_router)
 

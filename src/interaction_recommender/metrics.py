@@ -10,8 +10,12 @@ __all__ = [
     "EVENTS",
     "FEATURE_FRESHNESS",
     "FEATURE_PUBLISH_FAILURES",
+    "FEEDBACK",
     "HTTP_LATENCY",
     "HTTP_REQUESTS",
+    "IMPRESSIONS_DROPPED",
+    "IMPRESSIONS_PENDING",
+    "IMPRESSIONS_WRITTEN",
     "MODEL_INFO",
     "ONLINE_STORE_FAILURES",
     "OUTBOX_BACKLOG",
@@ -84,3 +88,14 @@ RECOMMEND_FALLBACKS = Counter(
     ["reason"],
 )
 MODEL_INFO = Info("recommender_model", "The model this process serves.")
+
+IMPRESSIONS_WRITTEN = Counter("impressions_written_total", "Impressions stored.")
+IMPRESSIONS_DROPPED = Counter(
+    "impressions_dropped_total", "Impressions dropped because the write buffer was full."
+)
+IMPRESSIONS_PENDING = Gauge("impressions_pending", "Impressions waiting for their write.")
+FEEDBACK = Counter(
+    "feedback_total",
+    "Feedback stored, by source (explicit, implicit) and join.",
+    ["source", "join"],
+)

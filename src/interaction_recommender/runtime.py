@@ -29,6 +29,9 @@ from interaction_recommender.features.store import (
     MemoryFeatureStore,
     RedisFeatureStore,
 )
+from interaction_recommender.feedback.attribution import FeedbackAttribution
+from interaction_recommender.feedback.impressions import ImpressionLog
+from interaction_recommender.feedback.service import FeedbackService
 from interaction_recommender.outbox import OutboxRelay
 from interaction_recommender.recs.engine import EngineSettings
 from interaction_recommender.recs.hydration import Hydrator, MemoryHydrator, RedisHydrator
@@ -62,6 +65,8 @@ class Runtime:
     registry: ModelRegistry
     hydrator: Hydrator
     recommendations: RecommendationService
+    impressions: ImpressionLog | None  # None when IMPRESSION_LOGGING=false
+    feedback: FeedbackService
 
 
 async def build_runtime(
@@ -116,8 +121,22 @@ async def build_runtime(
     if isinstance(feature_store, MemoryFeatureStore):
         await _warm(feature_store, database)
 
+    impressions = None
+    if settings.impression_logging:
+        impressions = ImpressionLog(
+            database,
+            capacity=settings.impression_buffer,
+            batch=settings.impression_batch,
+            flush_s=settings.impression_flush_s,
+            retention_days=settings.feedback_retention_days,
+        )
+        impressions.start()
+        stack.push_async_callback(impressions.stop)  # the last batch, before the database goes
+
     consumers = (
-        _consumers(settings, database, bus, topics, catalog, feature_store) if run_consumers else []
+        _consumers(settings, database, bus, topics, catalog, feature_store, impressions)
+        if run_consumers
+        else []
     )
     for consumer in consumers:
         consumer.start()
@@ -162,6 +181,14 @@ async def build_runtime(
             catalog,
             budget_s=settings.recommend_budget_s,
             engine=EngineSettings(diversity=settings.diversity),
+            impressions=impressions,
+        ),
+        impressions=impressions,
+        feedback=FeedbackService(
+            database,
+            impressions,
+            topic=topics.model_feedback,
+            join_window_s=settings.feedback_join_window_s,
         ),
     )
 
@@ -173,6 +200,7 @@ def _consumers(
     topics: Topics,
     catalog: CatalogCache,
     store: FeatureStore,
+    impressions: ImpressionLog | None,
 ) -> list[ConsumerLoop]:
     placeholders = PlaceholderCreator(database, catalog, topic=topics.movie_catalog)
     features = FeatureConsumer(
@@ -184,6 +212,12 @@ def _consumers(
         dlq_topic=topics.interaction_events_dlq,
         attempts=settings.features_attempts,
     )
+    attribution = FeedbackAttribution(
+        database,
+        impressions,
+        topic=topics.model_feedback,
+        window_s=settings.attribution_window_s,
+    )
     return [
         ConsumerLoop(
             "features",
@@ -194,6 +228,11 @@ def _consumers(
             "catalog-placeholders",
             bus.subscribe([topics.interaction_events], settings.catalog_consumer_group),
             placeholders.handle,
+        ),
+        ConsumerLoop(
+            "feedback-attribution",
+            bus.subscribe([topics.interaction_events], settings.attribution_consumer_group),
+            attribution.handle,
         ),
     ]
 

@@ -169,6 +169,37 @@ class Settings(BaseSettings):
     recommend_cache_ttl_s: int = Field(default=3600, ge=1)
     model_poll_s: float = Field(default=5.0, gt=0, le=60, description="Manifest poll interval.")
 
+    # --- Feedback loop (docs/feedback.md) ---------------------------------------------------
+    impression_logging: bool = Field(
+        default=True, description="Log every recommendation response as an impression."
+    )
+    impression_buffer: int = Field(
+        default=50_000,
+        ge=100,
+        description="Impressions waiting for their write; beyond it new ones are dropped and "
+        "counted (impressions_dropped_total), so that a down database never grows memory.",
+    )
+    impression_batch: int = Field(default=1000, ge=1, le=50_000)
+    impression_flush_s: float = Field(default=0.5, gt=0, le=60)
+    feedback_retention_days: int = Field(
+        default=90, ge=1, description="Impressions and feedback older than this are deleted."
+    )
+    feedback_join_window_s: int = Field(
+        default=3600,
+        ge=1,
+        description="Feedback without a recommendationId joins the user's latest impression of "
+        "the same list shown at most this long before it.",
+    )
+    attribution_window_s: int = Field(
+        default=86_400,
+        ge=1,
+        description="A watch, rating or favorite of a recommended movie this long after the "
+        "impression counts as implicit feedback for it (attributed once).",
+    )
+    attribution_consumer_group: str = Field(
+        default="interaction-recommender-attribution", min_length=1
+    )
+
     # --- Catalog ---------------------------------------------------------------------------
     catalog_poll_s: float = Field(
         default=2.0, gt=0, le=8, description="How often each process reloads changed movies."

@@ -20,6 +20,11 @@ class Context:
     (an unknown context, or a detail row without a movie)."""
 
     @property
+    def label(self) -> str:
+        """The context as served: `home`, `similar:<uuid>`, ..."""
+        return f"{self.kind}:{self.movie_id}" if self.movie_id else self.kind
+
+    @property
     def policy(self) -> str:
         return "home:fallback" if self.fallback else self.kind
 

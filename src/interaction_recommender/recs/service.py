@@ -23,6 +23,8 @@ import structlog
 
 from interaction_recommender import metrics
 from interaction_recommender.catalog.cache import CatalogCache
+from interaction_recommender.feedback.impressions import ImpressionLog
+from interaction_recommender.feedback.repository import Impression
 from interaction_recommender.recs.context import Context
 from interaction_recommender.recs.engine import EngineSettings, Recommendation, recommend
 from interaction_recommender.recs.hydration import CachedList, Hydrated, Hydrator
@@ -56,12 +58,14 @@ class RecommendationService:
         *,
         budget_s: float,
         engine: EngineSettings,
+        impressions: ImpressionLog | None = None,
     ) -> None:
         self._registry = registry
         self._hydrator = hydrator
         self._catalog = catalog
         self._budget_s = budget_s
         self._engine = engine
+        self._impressions = impressions
         self._background: set[asyncio.Task[None]] = set()
 
     async def recommend(self, user_id: UUID, context: Context, k: int) -> Answer:
@@ -75,7 +79,8 @@ class RecommendationService:
             metrics.RECOMMEND_FALLBACKS.labels(type(exc).__name__).inc()
             log.warning("recommend_fallback", reason=type(exc).__name__)
             items = await self._run(None, context, k, loaded)
-            return self._answer(user_id, loaded, f"{context.kind}:fallback", False, items, started)
+            policy = f"{context.kind}:fallback"
+            return self._answer(user_id, context, loaded, policy, False, items, started)
         metrics.RECOMMEND_STAGE.labels(context.kind, "hydrate").observe(
             time.perf_counter() - started
         )
@@ -92,7 +97,7 @@ class RecommendationService:
                 for movie, score, reasons in cached.items
                 if self._catalog.is_available(UUID(movie))  # hidden since: dropped at once
             ]
-            return self._answer(user_id, loaded, cached.policy, True, items, started)
+            return self._answer(user_id, context, loaded, cached.policy, True, items, started)
 
         metrics.RECOMMEND_CACHE.labels("miss").inc()
         engine_started = time.perf_counter()
@@ -102,7 +107,7 @@ class RecommendationService:
         )
         policy = context.policy if loaded.model.personalised else f"{context.kind}:fallback"
         self._remember(user_id, slot, hydrated.features_version, loaded, policy, picks)
-        return self._answer(user_id, loaded, policy, False, picks, started)
+        return self._answer(user_id, context, loaded, policy, False, picks, started)
 
     async def _run(
         self,
@@ -159,6 +164,7 @@ class RecommendationService:
     def _answer(
         self,
         user_id: UUID,
+        context: Context,
         loaded: LoadedModel,
         policy: str,
         cached: bool,
@@ -168,4 +174,20 @@ class RecommendationService:
         metrics.RECOMMEND_LATENCY.labels(policy.split(":", 1)[0]).observe(
             time.perf_counter() - started
         )
-        return Answer(uuid.uuid4(), user_id, loaded.model.version, policy, cached, utc_now(), items)
+        answer = Answer(
+            uuid.uuid4(), user_id, loaded.model.version, policy, cached, utc_now(), items
+        )
+        if self._impressions is not None:  # a buffer append: the write happens later
+            self._impressions.record(
+                Impression(
+                    recommendation_id=answer.recommendation_id,
+                    user_id=user_id,
+                    context=context.label,
+                    policy=policy,
+                    model_version=answer.model_version,
+                    cached=cached,
+                    items=[(str(movie), score) for movie, score, _ in items],
+                    shown_at=answer.generated_at,
+                )
+            )
+        return answer

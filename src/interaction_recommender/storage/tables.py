@@ -23,6 +23,8 @@ from interaction_recommender.storage.types import BigIntPK, JsonDocument, UTCDat
 __all__ = [
     "dead_letters",
     "erased_users",
+    "feedback",
+    "impressions",
     "metadata",
     "movies",
     "outbox",
@@ -154,3 +156,47 @@ dead_letters = Table(
     Index(None, "user_id"),
     sqlite_autoincrement=True,
 )
+
+# Every recommendation response (recs/service.py), written in batches after the answer left
+# (feedback/impressions.py). `items` is [[movieId, score], ...] in the order shown: one row per
+# response keeps the write cost flat in k. Deleted after FEEDBACK_RETENTION_DAYS.
+impressions = Table(
+    "impressions",
+    metadata,
+    Column("recommendation_id", Uuid, primary_key=True),
+    Column("user_id", Uuid, nullable=False),
+    Column("context", String(200), nullable=False),
+    Column("policy", String(100), nullable=False),
+    Column("model_version", String(200), nullable=False),
+    Column("cached", Boolean, nullable=False),
+    Column("items", JsonDocument, nullable=False),
+    Column("shown_at", UTCDateTime, nullable=False),
+    Index(None, "user_id", "shown_at"),
+)
+Index("ix_impressions_shown_at", impressions.c.shown_at, postgresql_using="brin")
+
+# What people did with what was shown: explicit (POST /feedback) and implicit (a watch, rating or
+# favorite event on a recommended movie, feedback/attribution.py). `dedupe_key` makes both
+# idempotent: the requestId or a hash of the content; for implicit rows the impression and movie.
+feedback = Table(
+    "feedback",
+    metadata,
+    Column("feedback_id", Uuid, primary_key=True),
+    Column("dedupe_key", String(100), nullable=False, unique=True),
+    Column("source", String(16), nullable=False),  # explicit | implicit
+    Column("user_id", Uuid, nullable=False),
+    Column("recommendation_id", Uuid, nullable=True),
+    Column("join_method", String(20), nullable=False),
+    Column("action", String(16), nullable=True),
+    Column("context", String(200), nullable=True),
+    Column("model_version", String(200), nullable=True),
+    Column("impression_count", Integer, nullable=False),
+    Column("clicked_item_id", Uuid, nullable=True),
+    Column("click_position", Integer, nullable=True),
+    Column("watch_time_sec", Integer, nullable=True),
+    Column("occurred_at", UTCDateTime, nullable=False),
+    Column("received_at", UTCDateTime, nullable=False),
+    Index(None, "user_id", "occurred_at"),
+    Index(None, "recommendation_id"),
+)
+Index("ix_feedback_received_at", feedback.c.received_at, postgresql_using="brin")

@@ -28,6 +28,7 @@ async def erase(user_id: UUID, runtime: RuntimeDep) -> ErasureResponse:
         runtime.feature_store,
         user_id,
         features_topic=runtime.topics.processed_features,
+        impressions=runtime.impressions,
     )
     await runtime.hydrator.forget(user_id)  # cached recommendation lists
     runtime.relay.notify()

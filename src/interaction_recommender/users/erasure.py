@@ -4,8 +4,9 @@ One transaction removes the raw events, the user's pending outbox messages, dead
 feature snapshot, records the user in `erased_users` (which the consumers check, so a replay of
 old Kafka messages cannot bring the user back) and queues a tombstone for `processed_features`.
 The Redis features then get a tombstone that no later write replaces. Messages already in Kafka
-stay there until the topic's retention drops them; every consumer ignores them. Later stages
-(caches, impressions, feedback) add their own deletions here.
+stay there until the topic's retention drops them; every consumer ignores them. The user's
+impressions and feedback go in the same transaction (after this process's impression buffer
+dropped theirs); cached recommendation lists are dropped by the route.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from interaction_recommender.deadletter.repository import DeadLetterRepository
 from interaction_recommender.events.queries import delete_user_events
 from interaction_recommender.features.snapshot import SnapshotRepository
 from interaction_recommender.features.store import FeatureStore
+from interaction_recommender.feedback.impressions import ImpressionLog
+from interaction_recommender.feedback.repository import FeedbackRepository, ImpressionRepository
 from interaction_recommender.outbox.repository import OutboxMessage, OutboxRepository
 from interaction_recommender.storage.database import Database
 from interaction_recommender.storage.tables import outbox
@@ -28,9 +31,16 @@ __all__ = ["erase_user"]
 
 
 async def erase_user(
-    database: Database, store: FeatureStore, user_id: UUID, *, features_topic: str
+    database: Database,
+    store: FeatureStore,
+    user_id: UUID,
+    *,
+    features_topic: str,
+    impressions: ImpressionLog | None = None,
 ) -> datetime:
     now = utc_now()
+    if impressions is not None:
+        await impressions.forget_user(user_id)
     async with database.transaction() as conn:
         snapshot = SnapshotRepository(conn)
         await snapshot.lock_users([user_id])  # waits for a consumer write in flight
@@ -41,6 +51,8 @@ async def erase_user(
             delete(outbox).where(outbox.c.sent_at.is_(None), outbox.c.message_key == str(user_id))
         )
         await DeadLetterRepository(conn).delete_user(user_id)
+        await ImpressionRepository(conn).delete_user(user_id)
+        await FeedbackRepository(conn).delete_user(user_id)
         await OutboxRepository(conn).add(
             [OutboxMessage(topic=features_topic, key=str(user_id), payload=None)], now
         )

@@ -1,0 +1,154 @@
+"""Explicit feedback (POST /feedback): idempotent, joined to the impression it is about, stored
+with its `model_feedback` message in one transaction (the outbox publishes it after commit)."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import uuid
+from datetime import datetime, timedelta
+from typing import Annotated, Literal
+from uuid import UUID
+
+from pydantic import AfterValidator, Field
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from interaction_recommender import metrics
+from interaction_recommender.feedback.impressions import ImpressionLog
+from interaction_recommender.feedback.messages import feedback_message
+from interaction_recommender.feedback.repository import (
+    FeedbackRepository,
+    FeedbackRow,
+    Impression,
+    ImpressionRepository,
+)
+from interaction_recommender.outbox.repository import OutboxRepository
+from interaction_recommender.storage.database import Database
+from interaction_recommender.wire import Instant, WireModel, check_text, dumps, utc_now
+
+__all__ = ["MAX_IMPRESSIONS", "FeedbackRequest", "FeedbackService"]
+
+MAX_IMPRESSIONS = 500
+_JAVA_INT_MAX = 2**31 - 1
+_CLOCK_SKEW = timedelta(minutes=5)  # a caller's clock may run ahead of ours
+
+ShortText = Annotated[str, Field(max_length=200), AfterValidator(check_text)]
+
+
+class FeedbackRequest(WireModel):
+    user_id: UUID
+    model_version: ShortText | None = None
+    impression_list: list[UUID] = Field(default_factory=list, max_length=MAX_IMPRESSIONS)
+    clicked_item_id: UUID | None = None
+    watch_time_sec: int | None = Field(default=None, ge=0, le=_JAVA_INT_MAX)
+    timestamp: Instant | None = None
+    context: ShortText | None = None  # free text, never checked against a list
+    request_id: UUID | None = None
+    recommendation_id: UUID | None = None
+    action: Literal["click", "watch", "dismiss", "like"] | None = None
+
+    def dedupe_key(self) -> str:
+        """The requestId when given; otherwise a hash of the whole content, so that a retry of
+        the same body is recognised (and a different body is not)."""
+        if self.request_id is not None:
+            return f"r:{self.request_id}"
+        content = self.model_dump(mode="json", exclude={"request_id"})
+        return "h:" + hashlib.sha256(dumps(content)).hexdigest()
+
+
+class FeedbackService:
+    def __init__(
+        self,
+        database: Database,
+        impressions: ImpressionLog | None,
+        *,
+        topic: str,
+        join_window_s: int,
+    ) -> None:
+        self._database = database
+        self._impressions = impressions
+        self._topic = topic
+        self._join_window = timedelta(seconds=join_window_s)
+
+    async def record(self, request: FeedbackRequest) -> tuple[FeedbackRow, str]:
+        """(the stored row, "recorded" | "duplicate")."""
+        key = request.dedupe_key()
+        if self._impressions is not None and self._impressions.pending:
+            # An impression served a moment ago may still be in this process's buffer.
+            with contextlib.suppress(Exception):
+                await self._impressions.flush()
+        now = utc_now()
+        async with self._database.transaction() as conn:
+            repository = FeedbackRepository(conn)
+            if (existing := await repository.by_dedupe_key(key)) is not None:
+                return existing, "duplicate"
+            impression, join = await self._join(conn, request, request.timestamp or now)
+            row = _row(request, key, impression, join, now)
+            if not await repository.add_new([row]):  # a concurrent twin committed first
+                twin = await repository.by_dedupe_key(key)
+                assert twin is not None
+                return twin, "duplicate"
+            policy = impression.policy if impression is not None else None
+            await OutboxRepository(conn).add(
+                [feedback_message(row, topic=self._topic, policy=policy)], now
+            )
+        metrics.FEEDBACK.labels("explicit", join).inc()
+        return row, "recorded"
+
+    async def _join(
+        self, conn: AsyncConnection, request: FeedbackRequest, at: datetime
+    ) -> tuple[Impression | None, str]:
+        impressions = ImpressionRepository(conn)
+        if request.recommendation_id is not None:
+            found = await impressions.get(request.recommendation_id)
+            if found is not None and found.user_id == request.user_id:
+                return found, "recommendationId"
+        shown = set(map(str, request.impression_list))
+        if not shown and request.clicked_item_id is not None:
+            shown = {str(request.clicked_item_id)}
+        if shown:
+            candidates = await impressions.of_user(
+                request.user_id, at - self._join_window, at + _CLOCK_SKEW
+            )
+            for candidate in candidates:  # newest first: the list the user saw last
+                if shown <= {movie for movie, _ in candidate.items}:
+                    return candidate, "window"
+        if request.recommendation_id is not None:
+            return None, "unseen"  # named by the caller, not (yet) in our log
+        return None, "none"
+
+
+def _row(
+    request: FeedbackRequest,
+    key: str,
+    impression: Impression | None,
+    join: str,
+    now: datetime,
+) -> FeedbackRow:
+    position = None
+    if request.clicked_item_id is not None:
+        if request.clicked_item_id in request.impression_list:  # what the caller showed
+            position = request.impression_list.index(request.clicked_item_id) + 1
+        elif impression is not None:
+            position = impression.position_of(request.clicked_item_id)
+    return FeedbackRow(
+        feedback_id=uuid.uuid4(),
+        dedupe_key=key,
+        source="explicit",
+        user_id=request.user_id,
+        recommendation_id=(
+            impression.recommendation_id if impression is not None else request.recommendation_id
+        ),
+        join_method=join,
+        action=request.action,
+        context=request.context or (impression.context if impression is not None else None),
+        model_version=request.model_version
+        or (impression.model_version if impression is not None else None),
+        impression_count=len(request.impression_list)
+        or (len(impression.items) if impression is not None else 0),
+        clicked_item_id=request.clicked_item_id,
+        click_position=position,
+        watch_time_sec=request.watch_time_sec,
+        occurred_at=request.timestamp or now,
+        received_at=now,
+    )
