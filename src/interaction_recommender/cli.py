@@ -74,11 +74,13 @@ def migrate() -> None:
 
 @app.command()
 def worker() -> None:
-    """Run the consumers (features, placeholders) and the outbox relay without HTTP, so that
-    extraction scales out by Kafka partitions apart from the API (needs ENABLE_KAFKA=true)."""
+    """Run the consumers (features, placeholders, feedback attribution) and the outbox relay
+    without HTTP, so that extraction scales out by Kafka partitions apart from the API (needs
+    ENABLE_KAFKA=true); with TRAIN_INTERVAL_S > 0 it also retrains on that schedule."""
     from contextlib import AsyncExitStack
 
     from interaction_recommender.runtime import build_runtime
+    from interaction_recommender.training.scheduled import ScheduledTraining
 
     settings = Settings()
     configure_logging(settings.log_level, json=settings.log_json)
@@ -96,8 +98,17 @@ def worker() -> None:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
         async with AsyncExitStack() as stack:
-            await build_runtime(settings, stack, run_consumers=True)
-            log.info("worker_started")
+            runtime = await build_runtime(settings, stack, run_consumers=True)
+            if settings.train_interval_s > 0:
+                training = ScheduledTraining(
+                    settings,
+                    runtime.database,
+                    runtime.catalog,
+                    interval_s=settings.train_interval_s,
+                )
+                training.start()
+                stack.push_async_callback(training.stop)
+            log.info("worker_started", train_interval_s=settings.train_interval_s)
             await stop.wait()
             log.info("worker_stopping")
 

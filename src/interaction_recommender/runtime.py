@@ -40,6 +40,7 @@ from interaction_recommender.recs.service import RecommendationService
 from interaction_recommender.settings import Settings
 from interaction_recommender.storage import Database, migrate
 from interaction_recommender.training.artifact import ArtifactError
+from interaction_recommender.training.scheduled import train_from_database
 
 __all__ = ["Runtime", "build_runtime"]
 
@@ -240,29 +241,9 @@ def _consumers(
 async def _train_demo_model(
     settings: Settings, database: Database, catalog: CatalogCache, registry: ModelRegistry
 ) -> None:
-    from interaction_recommender.events.queries import all_event_messages
-    from interaction_recommender.recs.labels import LabelWeights
-    from interaction_recommender.training.artifact import save_artifact
-    from interaction_recommender.training.fit import FitConfig
-    from interaction_recommender.training.pipeline import train_model
-
     try:
-        async with database.transaction() as conn:
-            events = await all_event_messages(conn)
-        if not events:
-            return
-        log.info("demo_model_training", events=len(events))
-        result = await asyncio.to_thread(
-            train_model,
-            events,
-            catalog.movies(),
-            labels=LabelWeights.from_settings(settings),
-            config=FitConfig(ease_max_items=settings.ease_max_items, threads=1),
-            engine=EngineSettings(diversity=settings.diversity),
-        )
-        await asyncio.to_thread(save_artifact, result.model, settings.effective_model_path)
-        await registry.reload()
-        log.info("demo_model_trained", version=result.model.version, metrics=result.metrics)
+        if await train_from_database(settings, database, catalog) is not None:
+            await registry.reload()
     except Exception:  # the fallback keeps serving; the log says why
         log.exception("demo_model_training_failed")
 

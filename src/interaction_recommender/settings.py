@@ -160,6 +160,12 @@ class Settings(BaseSettings):
         default=1, ge=1, le=64, description="BLAS/ALS threads when training."
     )
     diversity: bool = Field(default=True, description="Cap each genre's share of a list.")
+    train_interval_s: float = Field(
+        default=0,
+        ge=0,
+        description="Retrain from the stored events this often in `recommender worker` "
+        "(0: never; training is then `recommender train`, e.g. from cron).",
+    )
 
     # --- Serving ---------------------------------------------------------------------------
     recommend_max_k: int = Field(default=500, ge=1, le=10_000, description="Larger k is clamped.")

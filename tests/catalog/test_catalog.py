@@ -24,6 +24,7 @@ from tests.fixtures.bus import read_topic
 from tests.fixtures.contract import assert_error_shape, assert_instant
 from tests.fixtures.factories import event_payload, new_id
 from tests.fixtures.movie_service import Stub, full_movie, uid
+from tests.fixtures.serving import eventually
 
 FULL = {
     "title": "Iron Harvest",
@@ -287,6 +288,12 @@ async def test_embedded_first_start_loads_the_demo_world_once(tmp_path: Path) ->
     settings = embedded_settings(tmp_path, demo_data=True, demo_users=40, demo_movies=25)
     async with run_service(settings) as service:
         first_movies = len(service.runtime.catalog)
+
+        async def demo_model_served() -> bool:  # trained in the background at first start
+            info = (await service.client.get("/api/v1/model/info")).json()
+            return bool(info["status"] == "loaded")
+
+        await eventually(demo_model_served, timeout=60)
         async with service.runtime.database.transaction() as conn:
             from interaction_recommender.storage.tables import raw_events
 
