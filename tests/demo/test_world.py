@@ -340,3 +340,17 @@ def test_reading_a_foreign_line_fails(tmp_path: Path) -> None:
     path.write_bytes(b'{"kind": "planet"}\n')
     with pytest.raises(ValueError, match=r"world\.jsonl:1"):
         read_world(path)
+
+
+def test_the_readme_names_the_demo_worlds_first_user() -> None:
+    """README's quick start shows recommendations for this user: it must exist in every demo."""
+    from pathlib import Path
+
+    from interaction_recommender.settings import Settings
+
+    defaults = Settings()
+    world = generate_world(
+        defaults.demo_seed, movies=defaults.demo_movies, users=defaults.demo_users
+    )
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    assert f"/recommend/{world.users[0].user_id}?k=5" in readme

@@ -192,6 +192,9 @@ async def test_reload_accepts_a_good_artifact_and_rejects_broken_ones(
     assert good.json()["status"] == "reloaded"
     assert good.json()["newVersion"] == "v-good"
     assert_instant(good.json()["reloadedAt"])
+    exported = (await serving.client.get("/metrics")).text
+    assert 'recommender_model_info{loaded_at="' in exported
+    assert 'version="v-good"' in exported
 
     # A newer artifact (another sha256 than the one served), then broken in two ways.
     _retrain_into(serving, tmp_path, version="v-next")

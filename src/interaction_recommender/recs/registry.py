@@ -28,6 +28,7 @@ from uuid import UUID
 import numpy as np
 import structlog
 
+from interaction_recommender import metrics
 from interaction_recommender.catalog.cache import CatalogCache
 from interaction_recommender.events.queries import recent_movie_counts
 from interaction_recommender.recs.catalog_view import CatalogView, build_catalog_view
@@ -78,6 +79,7 @@ class ModelRegistry:
         self._task: asyncio.Task[None] | None = None
         self.current: LoadedModel | None = None
         self.last_error: str | None = None
+        metrics.MODEL_INFO.info({"version": "fallback", "status": "fallback", "loaded_at": ""})
 
     @property
     def path(self) -> Path:
@@ -136,6 +138,13 @@ class ModelRegistry:
                 raise
             self.current = loaded  # the swap: one reference assignment
             self.last_error = None
+            metrics.MODEL_INFO.info(
+                {
+                    "version": loaded.model.version,
+                    "status": "loaded",
+                    "loaded_at": loaded.loaded_at.isoformat(),
+                }
+            )
             log.info(
                 "model_loaded",
                 version=loaded.model.version,
