@@ -14,15 +14,15 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections import defaultdict
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from uuid import UUID
 
+import orjson
 import structlog
 
 from interaction_recommender import metrics
 from interaction_recommender.bus.base import Record
-from interaction_recommender.events.messages import EventMessage, decode_event_message
 from interaction_recommender.features.snapshot import SnapshotRepository
 from interaction_recommender.feedback.impressions import ImpressionLog
 from interaction_recommender.feedback.messages import feedback_message
@@ -41,15 +41,11 @@ __all__ = ["FeedbackAttribution", "implicit_action"]
 log = structlog.get_logger(__name__)
 
 
-def implicit_action(event: EventMessage) -> str | None:
-    """What an event says about a recommended movie, or None (searches, unfavorites)."""
-    if event.movie_id is None:
-        return None
-    if event.event_type == "watch":
-        return "watch"
-    if event.event_type == "rating":
-        return "rating"
-    if event.event_type == "favorite" and event.metadata.get("action") != "remove":
+def implicit_action(event_type: object, metadata: dict[str, object]) -> str | None:
+    """What an event says about the movie it names, or None (searches, unfavorites)."""
+    if event_type in ("watch", "rating"):
+        return str(event_type)
+    if event_type == "favorite" and metadata.get("action") != "remove":
         return "favorite"
     return None
 
@@ -70,45 +66,36 @@ class FeedbackAttribution:
         self.attributed = 0
 
     async def handle(self, records: list[Record]) -> None:
-        by_user: dict[UUID, list[tuple[EventMessage, str]]] = defaultdict(list)
-        for record in records:
-            event = _decode(record)
-            if event is not None and (action := implicit_action(event)) is not None:
-                by_user[event.user_id].append((event, action))
-        if not by_user:
+        engaged = [e for e in map(_engagement, records) if e is not None]
+        if not engaged:
             return
         if self._impressions is not None and self._impressions.pending:
             with contextlib.suppress(Exception):  # same-process impressions not yet written
                 await self._impressions.flush()
+        engaged.sort(key=lambda e: e.sequence)
+        users = list({e.user_id for e in engaged})
+        since = min(e.at for e in engaged) - self._window
+        until = max(e.at for e in engaged)
         now = utc_now()
         async with self._database.transaction() as conn:
-            erased = await SnapshotRepository(conn).erased(list(by_user))
-            impressions = ImpressionRepository(conn)
+            erased = await SnapshotRepository(conn).erased(users)
+            shown = await ImpressionRepository(conn).of_users(users, since, until)
+            if not shown:
+                return
             repository = FeedbackRepository(conn)
+            done = await repository.implicit_since(list(shown), since)
             rows: list[FeedbackRow] = []
             policies: dict[UUID, str] = {}
-            for user_id, events in by_user.items():
-                if user_id in erased:
+            for event in engaged:
+                key = (event.user_id, event.movie_id, event.action)
+                if event.user_id in erased or key in done:
                     continue
-                events.sort(key=lambda pair: pair[0].sequence)
-                first = events[0][0].server_timestamp - self._window
-                shown = await impressions.of_user(
-                    user_id, first, events[-1][0].server_timestamp, limit=1000
-                )
-                if not shown:
+                impression = _last_touch(shown.get(event.user_id, []), event, self._window)
+                if impression is None:
                     continue
-                movies = list({e.movie_id for e, _ in events if e.movie_id is not None})
-                done = await repository.implicit_since(user_id, movies, first)
-                for event, action in events:
-                    assert event.movie_id is not None
-                    if (event.movie_id, action) in done:
-                        continue
-                    impression = _last_touch(shown, event, self._window)
-                    if impression is None:
-                        continue
-                    done.add((event.movie_id, action))
-                    rows.append(_row(event, action, impression, now))
-                    policies[rows[-1].feedback_id] = impression.policy
+                done.add(key)
+                rows.append(_row(event, impression, now))
+                policies[rows[-1].feedback_id] = impression.policy
             new = await repository.add_new(rows)
             await OutboxRepository(conn).add(
                 [
@@ -122,22 +109,46 @@ class FeedbackAttribution:
             metrics.FEEDBACK.labels("implicit", "event").inc(len(new))
 
 
-def _decode(record: Record) -> EventMessage | None:
+@dataclass(frozen=True, slots=True)
+class Engagement:
+    """What attribution needs of an event: read straight from the JSON, without validating the
+    whole message (searches, most events of a stream, cost one parse)."""
+
+    sequence: int
+    user_id: UUID
+    movie_id: UUID
+    action: str  # watch | rating | favorite
+    at: datetime  # serverTimestamp
+    watch_seconds: int | None
+
+
+def _engagement(record: Record) -> Engagement | None:
+    """The engagement an event carries, or None (a search, an unfavorite, a message the feature
+    stage will dead-letter)."""
     if record.value is None:
         return None
     try:
-        return decode_event_message(record.value)
-    except ValueError:  # the feature consumer dead-letters what cannot be decoded
+        value = orjson.loads(record.value)
+        action = implicit_action(value.get("eventType"), value.get("metadata") or {})
+        if action is None or value.get("movieId") is None:
+            return None
+        seconds = (value.get("metadata") or {}).get("watchDuration")
+        return Engagement(
+            sequence=int(value["sequence"]),
+            user_id=UUID(value["userId"]),
+            movie_id=UUID(value["movieId"]),
+            action=action,
+            at=datetime.fromisoformat(value["serverTimestamp"]),
+            watch_seconds=seconds if isinstance(seconds, int) and action == "watch" else None,
+        )
+    except (orjson.JSONDecodeError, AttributeError, KeyError, TypeError, ValueError):
         return None
 
 
-def _last_touch(
-    shown: list[Impression], event: EventMessage, window: timedelta
-) -> Impression | None:
+def _last_touch(shown: list[Impression], event: Engagement, window: timedelta) -> Impression | None:
     """The newest impression (``shown`` is newest first) before the event, within the window,
     that contains the movie."""
-    at: datetime = event.server_timestamp
-    assert event.movie_id is not None
+    at = event.at
     for impression in shown:
         if impression.shown_at > at:
             continue
@@ -148,23 +159,21 @@ def _last_touch(
     return None
 
 
-def _row(event: EventMessage, action: str, impression: Impression, now: datetime) -> FeedbackRow:
-    assert event.movie_id is not None
-    watched = event.metadata.get("watchDuration") if action == "watch" else None
+def _row(event: Engagement, impression: Impression, now: datetime) -> FeedbackRow:
     return FeedbackRow(
         feedback_id=uuid.uuid4(),
-        dedupe_key=f"i:{impression.recommendation_id}:{event.movie_id}:{action}",
+        dedupe_key=f"i:{impression.recommendation_id}:{event.movie_id}:{event.action}",
         source="implicit",
         user_id=event.user_id,
         recommendation_id=impression.recommendation_id,
         join_method="event",
-        action=action,
+        action=event.action,
         context=impression.context,
         model_version=impression.model_version,
         impression_count=len(impression.items),
         clicked_item_id=event.movie_id,
         click_position=impression.position_of(event.movie_id),
-        watch_time_sec=watched if isinstance(watched, int) else None,
-        occurred_at=event.server_timestamp,
+        watch_time_sec=event.watch_seconds,
+        occurred_at=event.at,
         received_at=now,
     )

@@ -102,6 +102,24 @@ class ImpressionRepository:
         )
         return [_from_mapping(row) for row in result.mappings()]
 
+    async def of_users(
+        self, user_ids: Sequence[UUID], since: datetime, until: datetime
+    ) -> dict[UUID, list[Impression]]:
+        """Each user's impressions shown in [since, until], newest first (one query)."""
+        result = await self._conn.execute(
+            select(impressions)
+            .where(
+                impressions.c.user_id.in_(list(user_ids)),
+                impressions.c.shown_at >= since,
+                impressions.c.shown_at <= until,
+            )
+            .order_by(impressions.c.shown_at.desc())
+        )
+        by_user: dict[UUID, list[Impression]] = {}
+        for row in result.mappings():
+            by_user.setdefault(row["user_id"], []).append(_from_mapping(row))
+        return by_user
+
     async def shown_since(
         self, since: datetime, *, context: str | None, model_version: str | None
     ) -> list[Impression]:
@@ -169,18 +187,17 @@ class FeedbackRepository:
         return FeedbackRow(**row) if row is not None else None
 
     async def implicit_since(
-        self, user_id: UUID, movie_ids: Sequence[UUID], since: datetime
-    ) -> set[tuple[UUID, str]]:
-        """(movie, action) pairs already attributed to this user since ``since``."""
+        self, user_ids: Sequence[UUID], since: datetime
+    ) -> set[tuple[UUID, UUID, str]]:
+        """(user, movie, action) already attributed to these users since ``since``."""
         result = await self._conn.execute(
-            select(feedback.c.clicked_item_id, feedback.c.action).where(
-                feedback.c.user_id == user_id,
+            select(feedback.c.user_id, feedback.c.clicked_item_id, feedback.c.action).where(
+                feedback.c.user_id.in_(list(user_ids)),
                 feedback.c.source == "implicit",
                 feedback.c.occurred_at >= since,
-                feedback.c.clicked_item_id.in_(list(movie_ids)),
             )
         )
-        return {(movie, action) for movie, action in result.all()}
+        return {(user, movie, action) for user, movie, action in result.all()}
 
     async def for_impressions(self, recommendation_ids: Sequence[UUID]) -> list[FeedbackRow]:
         rows: list[FeedbackRow] = []
