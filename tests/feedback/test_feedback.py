@@ -10,6 +10,9 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from interaction_recommender.bus.base import Record
+from interaction_recommender.bus.memory import MemoryBus
+from interaction_recommender.feedback.attribution import FeedbackAttribution
 from interaction_recommender.storage.tables import feedback, impressions
 from interaction_recommender.wire import utc_now
 from tests.fixtures.app import Service
@@ -148,6 +151,31 @@ async def test_a_watch_of_a_recommended_movie_is_attributed_once_to_the_last_imp
         assert str(row["recommendation_id"]) == latest["recommendationId"]
         assert str(row["clicked_item_id"]) == movie
         assert row["click_position"] == 2
+
+
+@pytest.mark.parametrize("mode", ["embedded"], indirect=True)
+async def test_a_replay_of_the_whole_topic_attributes_nothing_twice(serving: Service) -> None:
+    user = new_id()
+    movie = _ids(await _recommend(serving, user))[0]
+    await _event(serving, "watch", user, movie, progressPercent=90.0)
+    await _event(serving, "favorite", user, movie, action="add")
+
+    async def attributed() -> bool:
+        return len(await _feedback_rows(serving, user)) == 2
+
+    await eventually(attributed, timeout=20)
+    bus = serving.runtime.bus
+    assert isinstance(bus, MemoryBus)
+    topic = serving.runtime.topics.interaction_events
+    _, messages = bus.read(topic, 0, limit=10**6)
+    records = [Record(topic, 0, i, m.key, m.value) for i, m in enumerate(messages)]
+    replay = FeedbackAttribution(
+        serving.runtime.database, None, topic=serving.runtime.topics.model_feedback, window_s=3600
+    )
+    await replay.handle(records)  # from offset 0, as after a lost commit
+    await replay.handle(records[-1:])  # and a redelivery of the last one
+    assert replay.attributed == 0
+    assert len(await _feedback_rows(serving, user)) == 2
 
 
 @pytest.mark.parametrize(
