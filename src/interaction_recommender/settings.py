@@ -153,6 +153,12 @@ class Settings(BaseSettings):
     label_rating_slope: float = Field(default=0.25, description="Per star above (below) 3.")
     label_favorite: float = Field(default=1.0)
     label_unfavorite: float = Field(default=-0.5, description="A favorite removed.")
+    label_ignored_twice: float = Field(
+        default=0.0,
+        le=0.0,
+        description="Training only: a movie shown twice and ignored (from the impression log); "
+        "0 turns it off (docs/recommendations.md, training with impressions).",
+    )
     ease_max_items: int = Field(
         default=5000, ge=0, description="EASE (dense items x items) up to this many movies."
     )

@@ -36,6 +36,10 @@ class LabelWeights:
     favorite: float = 1.0
     unfavorite: float = -0.5
     """A favorite removed."""
+    ignored_twice: float = 0.0
+    """Training only: a movie shown to the user in at least two impressions and never touched
+    at or after them (training/impressions.py), when it has no other label. 0: off, the default
+    until the replay benchmark shows it helps (docs/benchmarks.md, "Feedback replay")."""
 
     def as_dict(self) -> dict[str, float]:
         return asdict(self)
@@ -51,6 +55,7 @@ class LabelWeights:
             rating_slope=settings.label_rating_slope,
             favorite=settings.label_favorite,
             unfavorite=settings.label_unfavorite,
+            ignored_twice=settings.label_ignored_twice,
         )
 
 

@@ -111,6 +111,9 @@ class TrainingData:
     """Epoch seconds of each stored entry of ``matrix`` (aligned with ``matrix.data``)."""
     data_from: datetime | None
     data_until: datetime | None
+    weak_negatives: sparse.csr_matrix | None = None
+    """(users, items) LabelWeights.ignored_twice (< 0) where a movie was shown and ignored twice
+    and has no label from the events; None when off or there are none."""
 
     @property
     def item_index(self) -> dict[UUID, int]:
@@ -122,8 +125,11 @@ def training_data(
     weights: LabelWeights,
     *,
     catalog: Sequence[UUID] = (),
+    ignored: Mapping[UUID, set[UUID]] | None = None,
 ) -> TrainingData:
-    """The positive labels of every user, over the movies they touched plus ``catalog``."""
+    """The positive labels of every user, over the movies they touched plus ``catalog``; with
+    ``ignored`` (user -> movies shown and ignored twice, training/impressions.py) and a non-zero
+    ``weights.ignored_twice``, the weak negatives too."""
     users = sorted(features, key=str)
     labelled = {u: user_labels(features[u], weights) for u in users}
     items = sorted({m for labels in labelled.values() for m in labels} | set(catalog), key=str)
@@ -152,7 +158,32 @@ def training_data(
     # Times aligned with the CSR layout: sort the COO entries the same way (row, then column).
     order = np.lexsort((np.asarray(cols), np.asarray(rows)))
     aligned = np.asarray(times, np.float64)[order] if times else np.zeros(0, np.float64)
-    return TrainingData(users, items, csr, aligned, first, last)
+    negatives = _weak_negatives(users, index, labelled, ignored or {}, weights.ignored_twice)
+    return TrainingData(users, items, csr, aligned, first, last, negatives)
+
+
+def _weak_negatives(
+    users: Sequence[UUID],
+    index: Mapping[UUID, int],
+    labelled: Mapping[UUID, Mapping[UUID, float]],
+    ignored: Mapping[UUID, set[UUID]],
+    weight: float,
+) -> sparse.csr_matrix | None:
+    """Ignored-twice movies without a label from the events (a label, even a later one, says
+    more than not clicking), over the known users and items only."""
+    if weight == 0 or not ignored:
+        return None
+    rows, cols = [], []
+    for row, user in enumerate(users):
+        for movie in ignored.get(user, ()):
+            if movie in index and movie not in labelled[user]:
+                rows.append(row)
+                cols.append(index[movie])
+    if not rows:
+        return None
+    values = np.full(len(rows), weight, np.float32)
+    shape = (len(users), len(index))
+    return sparse.csr_matrix((values, (rows, cols)), shape=shape)
 
 
 def _times(features: UserFeatures) -> dict[UUID, float]:

@@ -101,9 +101,12 @@ def fit_model(
     config: FitConfig = FitConfig(),
     *,
     version: str,
+    ignored: Mapping[UUID, set[UUID]] | None = None,
 ) -> RecommenderModel:
-    """The production fit: every part with the given (tuned) parameters."""
-    data = training_data(features, labels, catalog=[m.movie_id for m in catalog])
+    """The production fit: every part with the given (tuned) parameters. ``ignored``: user ->
+    movies shown and ignored twice (training/impressions.py), weak negatives when
+    ``labels.ignored_twice`` is not 0."""
+    data = training_data(features, labels, catalog=[m.movie_id for m in catalog], ignored=ignored)
     with threadpool_limits(config.threads):
         return _fit(data, params, labels, config, version=version)
 
@@ -112,8 +115,16 @@ def _fit(
     data: TrainingData, params: Params, labels: LabelWeights, config: FitConfig, *, version: str
 ) -> RecommenderModel:
     binary = (data.matrix > 0).astype(np.float32).tocsr()
-    ease = _ease(binary, params.ease_l2) if params.ease_l2 is not None else None
-    factors = _als(data.matrix, params.als, config) if params.als is not None else None
+    # Weak negatives (shown and ignored twice) enter the two collaborative fits only: EASE
+    # regresses each movie's column on the others, so a negative entry pulls down the weights
+    # from what the user liked to what they ignored; implicit's ALS reads a negative value as
+    # "not liked, with confidence". Popularity and trending count positives only; the neighbour
+    # lists follow EASE's weights when there is an EASE part.
+    negatives = data.weak_negatives
+    ease_input = binary if negatives is None else (binary + negatives).tocsr()
+    als_input = data.matrix if negatives is None else (data.matrix + negatives).tocsr()
+    ease = _ease(ease_input, params.ease_l2) if params.ease_l2 is not None else None
+    factors = _als(als_input, params.als, config) if params.als is not None else None
     if ease is not None:
         neighbors, neighbor_weights = _top_per_row(ease, config.neighbors)
     else:
@@ -141,6 +152,7 @@ def _fit(
             "users": len(data.users),
             "items": len(data.items),
             "positives": int(data.matrix.nnz),
+            "weakNegatives": int(negatives.nnz) if negatives is not None else 0,
             "dataFrom": data.data_from,
             "dataUntil": data.data_until,
             "params": params.as_dict(),

@@ -5,6 +5,11 @@ Three fits, so that the reported metrics are honest: the parameters (EASE l2, AL
 weights) are tuned on an inner holdout of the training part; the model fitted on the training
 part with them is evaluated on the outer holdout (each user's last 20% of events, through the
 engine's real entry point); the production model is then fitted on everything.
+
+With impressions (the lists users were shown) and a non-zero LabelWeights.ignored_twice, movies
+shown and ignored twice are weak negatives of both later fits (training/impressions.py); the
+evaluated fit sees only the impressions and events before each user's holdout. Tuning uses the
+events alone.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from interaction_recommender.training.dataset import (
     split_events,
 )
 from interaction_recommender.training.fit import FitConfig, fit_model, tune
+from interaction_recommender.training.impressions import ShownList, before, ignored_twice
 from interaction_recommender.training.metrics import ranking_metrics
 
 __all__ = ["TrainResult", "evaluate_holdout", "train_model"]
@@ -54,11 +60,13 @@ def train_model(
     engine: EngineSettings = EngineSettings(),
     version: str | None = None,
     progress: Progress = lambda _: None,
+    impressions: Sequence[ShownList] = (),
 ) -> TrainResult:
     started = time.perf_counter()
     by_id = {m.movie_id: m for m in catalog}
     version = version or datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     train_events, _ = split_events(events)
+    use_impressions = bool(impressions) and labels.ignored_twice != 0
 
     progress("tuning on the inner holdout")
     inner = holdout_split(train_events, by_id.get, labels)
@@ -66,14 +74,28 @@ def train_model(
 
     progress("evaluating on the time-ordered holdout")
     outer = holdout_split(events, by_id.get, labels)
-    evaluated = fit_model(outer.train, catalog, params, labels, config, version=f"{version}-eval")
+    ignored_before_holdout = (
+        ignored_twice(before(impressions, _last_event_at(train_events)), train_events)
+        if use_impressions
+        else None
+    )
+    evaluated = fit_model(
+        outer.train,
+        catalog,
+        params,
+        labels,
+        config,
+        version=f"{version}-eval",
+        ignored=ignored_before_holdout,
+    )
     metrics = evaluate_holdout(
         evaluated, outer.train, outer.test, catalog, _latest(train_events), engine
     )
 
     progress("fitting the production model on all events")
     features = features_by_user(events, by_id.get)
-    model = fit_model(features, catalog, params, labels, config, version=version)
+    ignored = ignored_twice(impressions, events) if use_impressions else None
+    model = fit_model(features, catalog, params, labels, config, version=version, ignored=ignored)
     model.info.update(
         {
             "events": len(events),
@@ -134,3 +156,12 @@ def evaluate_holdout(
 
 def _latest(events: Sequence[EventMessage]) -> datetime:
     return max((e.client_timestamp for e in events), default=datetime.now(UTC))
+
+
+def _last_event_at(events: Sequence[EventMessage]) -> dict[UUID, datetime]:
+    """Each user's latest event time (of the training side of the holdout)."""
+    last: dict[UUID, datetime] = {}
+    for event in events:
+        if event.user_id not in last or event.client_timestamp > last[event.user_id]:
+            last[event.user_id] = event.client_timestamp
+    return last
