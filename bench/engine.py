@@ -64,7 +64,7 @@ from interaction_recommender.training.fit import FitConfig, Params, fit_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/report.py
 
-from report import Run, markers, percentile, publish
+from report import Run, close_section, markers, percentile, publish
 
 START_MARKER, END_MARKER = markers("engine")
 K = 20
@@ -631,8 +631,7 @@ def render(setups: list[Setup], rows: list[Row], args: argparse.Namespace, run: 
             f"{s.micro_us[name]:,.0f}" if name in s.micro_us else "—" for s in setups
         )
         lines.append(f"| `{name}` | {cells} |")
-    lines += ["", END_MARKER]
-    return "\n".join(lines) + "\n"
+    return close_section(lines, [], END_MARKER)
 
 
 # --------------------------------------------------------------------------------------------

