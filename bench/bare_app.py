@@ -1,10 +1,14 @@
-"""The baseline of bench/ingest.py: a bare FastAPI app with one POST endpoint.
+"""The baselines of bench/ingest.py and bench/recommend.py: a bare FastAPI app, two endpoints.
 
-It parses the same watch-event JSON as POST /api/v1/events/watch into a small pydantic model and
-answers a small pydantic response (requestId, status, serverTimestamp), with no storage, no
-middleware and no dependencies. It runs under the same uvicorn settings as `recommender serve`
-(uvloop, httptools, one process, access log off), so the ratio service / bare is the cost of
-everything the service adds per request.
+- POST /events/watch parses the same watch-event JSON as POST /api/v1/events/watch into a small
+  pydantic model and answers a small pydantic response (requestId, status, serverTimestamp).
+- GET /recommend/{userId}?context=home&k=20 answers 20 fixed recommendations in the shape of
+  GET /api/v1/recommend/{userId} (RecommendationResponse: movieId, score and reasons per item, a
+  new recommendationId and generatedAt per request), validated by its pydantic response model.
+
+No storage, no middleware, no dependencies. It runs under the same uvicorn settings as
+`recommender serve` (uvloop, httptools, one process, access log off), so the ratio service / bare
+is the cost of everything the service adds per request.
 
     .venv/bin/python bench/bare_app.py --port 8001
 """
@@ -13,10 +17,11 @@ from __future__ import annotations
 
 import argparse
 from datetime import UTC, datetime
+from random import Random
 from typing import Literal
 from uuid import UUID, uuid4
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Query
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
@@ -47,6 +52,43 @@ class EventResponse(_Camel):
     server_timestamp: datetime
 
 
+class RecommendedMovie(_Camel):
+    movie_id: UUID
+    score: float
+    reasons: list[str]
+
+
+class RecommendationResponse(_Camel):
+    user_id: UUID
+    model_version: str
+    cached: bool
+    recommendations: list[RecommendedMovie]
+    generated_at: datetime
+    context: str
+    recommendation_id: UUID
+    policy: str
+
+
+def _fixed_items(count: int = 20) -> list[RecommendedMovie]:
+    """`count` items with reasons of the service's vocabulary (recs/reasons.py)."""
+    rng = Random(20)
+    ids = [UUID(int=rng.getrandbits(128), version=4) for _ in range(2 * count)]
+    return [
+        RecommendedMovie(
+            movie_id=ids[i],
+            score=round(0.95 - 0.01 * i, 6),
+            reasons=[
+                f"because_you_watched:{ids[count + i]}",
+                "collaborative",
+                "matches_genre:Drama",
+            ],
+        )
+        for i in range(count)
+    ]
+
+
+_ITEMS = _fixed_items()
+
 app = FastAPI()
 
 
@@ -56,6 +98,24 @@ async def track_watch(event: WatchEvent) -> EventResponse:
         request_id=event.request_id or uuid4(),
         status="accepted",
         server_timestamp=datetime.now(UTC),
+    )
+
+
+@app.get("/recommend/{user_id}")
+async def recommend(
+    user_id: UUID,
+    k: int = Query(default=20, ge=1),
+    context: str = Query(default="home", max_length=200),
+) -> RecommendationResponse:
+    return RecommendationResponse(
+        user_id=user_id,
+        model_version="bare",
+        cached=False,
+        recommendations=_ITEMS[:k],
+        generated_at=datetime.now(UTC),
+        context=context,
+        recommendation_id=uuid4(),
+        policy="home",
     )
 
 
