@@ -131,10 +131,11 @@ def train(
         from interaction_recommender.demo.world import read_world
 
         world = read_world(events_file)
+        shown: list[Any] = []  # a world file has no impression log
         events, catalog = world_events(world), world_catalog(world)
     else:
-        events, catalog = asyncio.run(_stored_training_input(settings))
-    _train_and_save(settings, events, catalog)
+        events, catalog, shown = asyncio.run(_stored_training_input(settings))
+    _train_and_save(settings, events, catalog, shown)
 
 
 @app.command("create-sample-model")
@@ -175,7 +176,9 @@ def evaluate(
         _replace_section(write, "quality", table)
 
 
-def _train_and_save(settings: Settings, events: list[Any], catalog: list[Any]) -> None:
+def _train_and_save(
+    settings: Settings, events: list[Any], catalog: list[Any], shown: list[Any] | None = None
+) -> None:
     from rich.console import Console
 
     from interaction_recommender.recs.engine import EngineSettings
@@ -198,6 +201,7 @@ def _train_and_save(settings: Settings, events: list[Any], catalog: list[Any]) -
             ),
             engine=EngineSettings(diversity=settings.diversity),
             progress=lambda stage: status.update(stage),
+            impressions=shown or (),
         )
     manifest = save_artifact(result.model, settings.effective_model_path)
     typer.echo(
@@ -213,20 +217,24 @@ def _train_and_save(settings: Settings, events: list[Any], catalog: list[Any]) -
     )
 
 
-async def _stored_training_input(settings: Settings) -> tuple[list[Any], list[Any]]:
+async def _stored_training_input(settings: Settings) -> tuple[list[Any], list[Any], list[Any]]:
+    """Events, catalog, and the impression log's lists when training uses them
+    (LABEL_IGNORED_TWICE != 0)."""
     from interaction_recommender.catalog.cache import CatalogMovie
     from interaction_recommender.catalog.repository import CatalogRepository
     from interaction_recommender.events.queries import all_event_messages
     from interaction_recommender.storage import Database
+    from interaction_recommender.training.impressions import stored_shown_lists
 
     database = Database(settings)
     try:
         async with database.transaction() as conn:
             events = await all_event_messages(conn)
             rows = await CatalogRepository(conn).changed_since(None)
+            shown = await stored_shown_lists(conn) if settings.label_ignored_twice else []
     finally:
         await database.dispose()
-    return events, [CatalogMovie.from_row(row) for row in rows]
+    return events, [CatalogMovie.from_row(row) for row in rows], shown
 
 
 def _replace_section(path: Path, name: str, body: str) -> None:

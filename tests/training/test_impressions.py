@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -13,8 +14,10 @@ from interaction_recommender.demo.world import generate_world
 from interaction_recommender.events.messages import EventMessage
 from interaction_recommender.events.schemas import EventType
 from interaction_recommender.features.model import UserFeatures, build_features
-from interaction_recommender.feedback.repository import Impression
+from interaction_recommender.feedback.repository import Impression, ImpressionRepository
 from interaction_recommender.recs.labels import LabelWeights
+from interaction_recommender.storage.database import Database
+from interaction_recommender.storage.migrate import migrate
 from interaction_recommender.training.dataset import training_data
 from interaction_recommender.training.fit import FitConfig, Params, fit_model
 from interaction_recommender.training.impressions import (
@@ -22,8 +25,10 @@ from interaction_recommender.training.impressions import (
     before,
     ignored_twice,
     shown_lists,
+    stored_shown_lists,
 )
 from interaction_recommender.training.pipeline import train_model
+from tests.fixtures.app import embedded_settings
 
 T0 = datetime(2026, 5, 1, 12, tzinfo=UTC)
 USER = UUID(int=1)
@@ -222,3 +227,27 @@ def test_train_model_takes_impressions_only_when_the_weight_is_set() -> None:
     assert on.model.info["weakNegatives"] > len(users)
     assert on.model.labels.ignored_twice == -0.3
     assert on.metrics["users"] == off.metrics["users"]
+
+
+async def test_the_stored_impression_log_reads_back_as_shown_lists(tmp_path: Path) -> None:
+    database = Database(embedded_settings(tmp_path))
+    try:
+        await migrate(database.engine)
+        row = Impression(
+            recommendation_id=UUID(int=9),
+            user_id=USER,
+            context="home",
+            policy="home",
+            model_version="v1",
+            cached=False,
+            items=[(str(MOVIE), 0.9), (str(OTHER_MOVIE), 0.4)],
+            shown_at=T0,
+        )
+        async with database.transaction() as conn:
+            await ImpressionRepository(conn).add([row])
+        async with database.transaction() as conn:
+            shown = await stored_shown_lists(conn)
+    finally:
+        await database.dispose()
+
+    assert shown == [ShownList(USER, (MOVIE, OTHER_MOVIE), T0)]

@@ -18,12 +18,24 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from uuid import UUID
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from interaction_recommender.events.messages import EventMessage
 from interaction_recommender.feedback.repository import Impression
+from interaction_recommender.storage.tables import impressions
 
-__all__ = ["IGNORED_TIMES", "ShownList", "before", "ignored_twice", "shown_lists"]
+__all__ = [
+    "IGNORED_TIMES",
+    "ShownList",
+    "before",
+    "ignored_twice",
+    "shown_lists",
+    "stored_shown_lists",
+]
 
 IGNORED_TIMES = 2
 """Ignored impressions of a movie needed before it counts as a weak negative."""
@@ -40,19 +52,30 @@ class ShownList:
     shown_at: datetime
 
 
-def shown_lists(impressions: Iterable[Impression]) -> list[ShownList]:
-    """The impression log's rows as training input (movie ids parsed; unparseable ones skipped:
-    the log stores whatever the engine returned as text)."""
-    result = []
-    for impression in impressions:
-        movies = []
-        for movie, _ in impression.items:
-            try:
-                movies.append(UUID(movie))
-            except ValueError:
-                continue
-        result.append(ShownList(impression.user_id, tuple(movies), impression.shown_at))
-    return result
+def shown_lists(rows: Iterable[Impression]) -> list[ShownList]:
+    """The impression log's rows as training input."""
+    return [ShownList(r.user_id, _movie_ids(r.items), r.shown_at) for r in rows]
+
+
+async def stored_shown_lists(conn: AsyncConnection) -> list[ShownList]:
+    """Every impression the log keeps (FEEDBACK_RETENTION_DAYS), reading only what training
+    needs: held in memory like the events training reads."""
+    result = await conn.execute(
+        select(impressions.c.user_id, impressions.c["items"], impressions.c.shown_at)
+    )
+    return [ShownList(user, _movie_ids(items), at) for user, items, at in result.all()]
+
+
+def _movie_ids(items: Iterable[Any]) -> tuple[UUID, ...]:
+    """The movie ids of a stored list ([movieId, score] pairs); unparseable ones are skipped:
+    the log stores whatever the engine returned, as text."""
+    movies = []
+    for movie, _ in items:
+        try:
+            movies.append(UUID(str(movie)))
+        except ValueError:
+            continue
+    return tuple(movies)
 
 
 def ignored_twice(

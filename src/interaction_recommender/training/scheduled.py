@@ -25,6 +25,7 @@ from interaction_recommender.settings import Settings
 from interaction_recommender.storage.database import Database
 from interaction_recommender.training.artifact import save_artifact
 from interaction_recommender.training.fit import FitConfig
+from interaction_recommender.training.impressions import stored_shown_lists
 from interaction_recommender.training.pipeline import TrainResult, train_model
 
 __all__ = ["ScheduledTraining", "train_from_database"]
@@ -37,9 +38,11 @@ _TRAINER_LOCK = (3, 0)  # (namespace, key) of the advisory lock: one trainer at 
 async def train_from_database(
     settings: Settings, database: Database, catalog: CatalogCache
 ) -> TrainResult | None:
-    """Train on every stored event and write the artifact; None when there are no events."""
+    """Train on every stored event (and the impression log's lists when LABEL_IGNORED_TWICE is
+    not 0) and write the artifact; None when there are no events."""
     async with database.transaction() as conn:
         events = await all_event_messages(conn)
+        shown = await stored_shown_lists(conn) if settings.label_ignored_twice else []
     if not events:
         return None
     log.info("training_started", events=len(events))
@@ -50,6 +53,7 @@ async def train_from_database(
         labels=LabelWeights.from_settings(settings),
         config=FitConfig(ease_max_items=settings.ease_max_items, threads=settings.train_threads),
         engine=EngineSettings(diversity=settings.diversity),
+        impressions=shown,
     )
     await asyncio.to_thread(save_artifact, result.model, settings.effective_model_path)
     log.info(
