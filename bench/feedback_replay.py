@@ -3,7 +3,8 @@ help? Measured on replayed synthetic days, in-process, several seeds; plus the o
 (feedback/online.py) of a replayed day.
 
     .venv/bin/python bench/feedback_replay.py [--seeds 1,2,3,4,5] [--users 2000] [--movies 400]
-                                              [--weights=-0.1,-0.3,-1.0]
+                                              [--weights=-0.1,-0.3,-1.0] [--loop-days 4]
+                                              [--loop-seeds 1,2] [--loop-users 1000]
                                               [--write docs/benchmarks.md]
 
 Per seed:
@@ -37,6 +38,12 @@ Then per metric, the difference (b) - (a) per seed, its mean and a 95% t interva
 The rule, fixed before the runs: weak negatives become the default only at a weight where the
 intervals of the CTR and watch-through differences lie above 0 and that of offline nDCG@10 does
 not lie below 0 (the largest CTR gain among such weights).
+
+When a weight passes, a closed-loop check (`run_loop`, --loop-seeds, smaller worlds): from the
+same base model, --loop-days + 1 days are served and the model is refitted after each on
+everything so far, once on the events only and once with the weak negatives of every impression
+so far (as production would, the log keeping FEEDBACK_RETENTION_DAYS): does the gain hold while
+the negatives pile up?
 """
 
 from __future__ import annotations
@@ -76,7 +83,7 @@ from interaction_recommender.recs.engine import recommend
 from interaction_recommender.recs.labels import LabelWeights, user_labels
 from interaction_recommender.recs.model import RecommenderModel
 from interaction_recommender.training.dataset import features_by_user, holdout_split
-from interaction_recommender.training.fit import FitConfig, fit_model, tune
+from interaction_recommender.training.fit import FitConfig, Params, fit_model, tune
 from interaction_recommender.training.impressions import ignored_twice, shown_lists
 from interaction_recommender.training.pipeline import evaluate_holdout
 
@@ -85,6 +92,7 @@ K = 10
 DAY = timedelta(days=1)
 ACTIVE_WITHIN = timedelta(days=30)
 SIMILAR_AFTER_WATCH = 0.5  # chance that a watched click is followed by a `similar` list
+NO_NEGATIVES = LabelWeights(ignored_twice=0.0)  # whatever the default: the base and (a) fits
 
 
 def log(message: str) -> None:
@@ -283,25 +291,34 @@ class SeedResult:
     seconds: float
 
 
-def run_seed(seed: int, args: argparse.Namespace) -> SeedResult:
-    started = time.perf_counter()
+@dataclass
+class World:
+    """A seed's world, history, tuned parameters and replay: what every experiment starts from."""
+
+    seed: int
+    events: list[EventMessage]
+    catalog: list[CatalogMovie]
+    history: list[EventMessage]
+    t0: datetime
+    params: Params
+    config: FitConfig
+    features: dict[UUID, UserFeatures]
+    replay: Replay
+
+
+def setup(seed: int, users: int, args: argparse.Namespace) -> World:
     world = generate_world(
-        seed, movies=args.movies, users=args.users, days=args.history_days + args.holdout_days
+        seed, movies=args.movies, users=users, days=args.history_days + args.holdout_days
     )
     events, catalog = world_events(world), world_catalog(world)
     by_id = {m.movie_id: m for m in catalog}
-    end = max(e.client_timestamp for e in events)
-    t0 = end - timedelta(days=args.holdout_days)
+    t0 = max(e.client_timestamp for e in events) - timedelta(days=args.holdout_days)
     history = [e for e in events if e.client_timestamp <= t0]
     log(f"seed {seed}: {len(events):,} events, {len(history):,} before T0; tuning")
-
-    labels = LabelWeights()
+    labels = LabelWeights(ignored_twice=0.0)
     inner = holdout_split(history, by_id.get, labels)
     config = FitConfig(threads=1, seed=seed)
     params = tune(inner.train, inner.test, catalog, labels, config, now=t0)
-    features = features_by_user(history, by_id.get)
-    base = fit_model(features, catalog, params, labels, config, version="base")
-
     last_seen: dict[UUID, datetime] = {}
     for event in history:
         last_seen[event.user_id] = max(
@@ -316,25 +333,34 @@ def run_seed(seed: int, args: argparse.Namespace) -> SeedResult:
         audience=Audience(world, seed),
         next_sequence=max(e.sequence for e in events) + 1,
     )
-    log(f"seed {seed}: replaying day N for {len(active):,} active users")
-    day_n = replay.day(base, features, t0, 1)
-    shown = shown_lists(day_n.impressions)
-    ignored = ignored_twice(shown, [*history, *day_n.events])
-    negatives = sum(len(m) for m in ignored.values())
+    features = features_by_user(history, by_id.get)
+    return World(seed, events, catalog, history, t0, params, config, features, replay)
 
-    test = _organic_holdout(events, history, day_n.features, by_id, t0)
+
+def run_seed(seed: int, args: argparse.Namespace) -> SeedResult:
+    started = time.perf_counter()
+    world = setup(seed, args.users, args)
+    catalog, replay, t0 = world.catalog, world.replay, world.t0
+    by_id = {m.movie_id: m for m in catalog}
+    base = fit_model(
+        world.features, catalog, world.params, NO_NEGATIVES, world.config, version="base"
+    )
+    log(f"seed {seed}: replaying day N for {len(replay.active):,} active users")
+    day_n = replay.day(base, world.features, t0, 1)
+    ignored = ignored_twice(shown_lists(day_n.impressions), [*world.history, *day_n.events])
+
+    test = _organic_holdout(world.events, world.history, day_n.features, by_id, t0)
     variants: list[Variant] = []
     table_impressions, table_feedback = list(day_n.impressions), list(day_n.feedback)
-    for name, weight in [("events only", 0.0)] + [
-        (f"ignored twice {w:g}", w) for w in args.weights
-    ]:
+    tried = [("events only", 0.0)] + [(f"ignored twice {w:g}", w) for w in args.weights]
+    for name, weight in tried:
         version = "no-impressions" if weight == 0 else f"ignored-twice{weight:g}"
         model = fit_model(
             day_n.features,
             catalog,
-            params,
+            world.params,
             LabelWeights(ignored_twice=weight),
-            config,
+            world.config,
             version=version,
             ignored=ignored if weight else None,
         )
@@ -372,16 +398,75 @@ def run_seed(seed: int, args: argparse.Namespace) -> SeedResult:
     )
     return SeedResult(
         seed=seed,
-        events=len(events),
-        users=len(features),
-        active=len(active),
+        events=len(world.events),
+        users=len(world.features),
+        active=len(replay.active),
         day_n=day_n,
-        negatives=negatives,
+        negatives=sum(len(m) for m in ignored.values()),
         negative_match=negative_match,
         clicked_match=clicked_match,
         variants=variants,
         table=summarize(outcomes(table_impressions, table_feedback), len(catalog)),
         seconds=time.perf_counter() - started,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# The closed loop: retrained every day
+# --------------------------------------------------------------------------------------------
+@dataclass
+class LoopResult:
+    seed: int
+    weight: float
+    ctr: dict[float, list[float]]
+    """Weight (0: events only) -> CTR of each served day."""
+    negatives: int
+    """Weak negatives of the last refit."""
+    active: int
+    seconds: float
+
+
+def run_loop(seed: int, weight: float, args: argparse.Namespace) -> LoopResult:
+    """Two loops from the same base model: every day is served, then the model is refitted on
+    everything so far (the same tuned parameters); one loop on the events only, the other with
+    the weak negatives of every impression so far. Does the gain hold, or does the model drift
+    away as the negatives pile up?"""
+    started = time.perf_counter()
+    world = setup(seed, args.loop_users, args)
+    ctr: dict[float, list[float]] = {}
+    negatives = 0
+    for tried in (0.0, weight):
+        replay = world.replay
+        features, impressions, simulated = world.features, [], []
+        model = fit_model(
+            features, world.catalog, world.params, NO_NEGATIVES, world.config, version="base"
+        )
+        ctr[tried] = []
+        for number in range(1, args.loop_days + 2):
+            day = replay.day(model, features, world.t0 + (number - 1) * DAY, number)
+            features = day.features
+            impressions += day.impressions
+            simulated += day.events
+            overall = summarize(outcomes(day.impressions, day.feedback), len(world.catalog))[-1]
+            ctr[tried].append(overall["clickThroughRate"]["value"])
+            ignored = (
+                ignored_twice(shown_lists(impressions), [*world.history, *simulated])
+                if tried
+                else None
+            )
+            model = fit_model(
+                features,
+                world.catalog,
+                world.params,
+                LabelWeights(ignored_twice=tried),
+                world.config,
+                version=f"loop{tried:g}-{number}",
+                ignored=ignored,
+            )
+            negatives = model.info["weakNegatives"] if tried else negatives
+        log(f"seed {seed}: loop {tried:g}: CTR per day {[round(c, 4) for c in ctr[tried]]}")
+    return LoopResult(
+        seed, weight, ctr, negatives, len(world.replay.active), time.perf_counter() - started
     )
 
 
@@ -456,7 +541,9 @@ def decide(results: list[SeedResult]) -> tuple[float, list[str]]:
     return best, verdicts
 
 
-def render(results: list[SeedResult], args: argparse.Namespace, run: Run) -> str:
+def render(
+    results: list[SeedResult], loops: list[LoopResult], args: argparse.Namespace, run: Run
+) -> str:
     first = results[0]
     chosen, verdicts = decide(results)
     lines = run.head(START_MARKER, "Feedback replay: training with impressions (weak negatives)")
@@ -532,6 +619,7 @@ def render(results: list[SeedResult], args: argparse.Namespace, run: Run) -> str
         + ".",
         "",
     ]
+    lines += render_loops(loops, args)
     lines += [
         f"The online metrics of the replayed synthetic days of seed {first.seed} "
         "(`feedback.online.outcomes` + `summarize` over the simulated impressions and feedback "
@@ -559,6 +647,44 @@ def render(results: list[SeedResult], args: argparse.Namespace, run: Run) -> str
     return "\n".join(lines) + "\n"
 
 
+def render_loops(loops: list[LoopResult], args: argparse.Namespace) -> list[str]:
+    if not loops:
+        return []
+    weight = loops[0].weight
+    lines = [
+        f"Closed-loop check of {weight:g} (`run_loop`; seeds "
+        + ", ".join(str(r.seed) for r in loops)
+        + f", {args.loop_users:,} users, about "
+        f"{statistics.fmean(r.active for r in loops):,.0f} active): from the same base model, "
+        f"{args.loop_days + 1} days served, the model refitted after each on everything so far "
+        "(the same tuned parameters), once on the events only and once with the weak negatives "
+        "of every impression so far (the production set-up: the log keeps "
+        "FEEDBACK_RETENTION_DAYS). CTR of each served day (day 1: the base model in both):",
+        "",
+        "| seed | weak negatives at the end | "
+        + " | ".join(f"day {d}" for d in range(1, args.loop_days + 2))
+        + " |",
+        "|---:|---:|" + "---:|" * (args.loop_days + 1),
+    ]
+    for r in loops:
+        cells = [
+            f"{off:.4f} / {on:.4f} ({on - off:+.4f})"
+            for off, on in zip(r.ctr[0.0], r.ctr[weight], strict=True)
+        ]
+        lines.append(f"| {r.seed} | {r.negatives:,} | " + " | ".join(cells) + " |")
+    later = [
+        on - off for r in loops for off, on in zip(r.ctr[0.0][1:], r.ctr[weight][1:], strict=True)
+    ]
+    lines += [
+        "",
+        "(events only / with weak negatives (difference).) After the first refit the weak "
+        f"negatives' CTR was higher on {sum(d > 0 for d in later)} of {len(later)} "
+        f"seed-days (mean {statistics.fmean(later):+.4f}).",
+        "",
+    ]
+    return lines
+
+
 def _rate(value: dict[str, Any]) -> str:
     if value["value"] is None:
         return "n/a"
@@ -580,9 +706,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="-0.1,-0.3,-1.0",
         help="LabelWeights.ignored_twice values tried (< 0).",
     )
+    parser.add_argument(
+        "--loop-days", type=int, default=4, help="Refits of the closed-loop check (0: none)."
+    )
+    parser.add_argument("--loop-seeds", default="1,2", help="Seeds of the closed-loop check.")
+    parser.add_argument("--loop-users", type=int, default=1000, help="Users of its worlds.")
     parser.add_argument("--write", type=Path, help="Markdown file to update (docs/benchmarks.md).")
     args = parser.parse_args(argv)
     args.seeds = [int(s) for s in args.seeds.split(",")]
+    args.loop_seeds = [int(s) for s in args.loop_seeds.split(",")]
     args.weights = [float(w) for w in args.weights.split(",")]
     if any(w >= 0 for w in args.weights):
         parser.error("--weights must be negative")
@@ -598,8 +730,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     run = Run.of("bench/feedback_replay.py", argv)
     results = [run_seed(seed, args) for seed in args.seeds]
+    chosen, _ = decide(results)
+    loops = (
+        [run_loop(seed, chosen, args) for seed in args.loop_seeds]
+        if chosen and args.loop_days
+        else []
+    )
     run.done()
-    publish(render(results, args, run), args.write, START_MARKER, END_MARKER)
+    publish(render(results, loops, args, run), args.write, START_MARKER, END_MARKER)
     return 0
 
 
