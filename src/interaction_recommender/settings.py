@@ -154,7 +154,7 @@ class Settings(BaseSettings):
     label_favorite: float = Field(default=1.0)
     label_unfavorite: float = Field(default=-0.5, description="A favorite removed.")
     label_ignored_twice: float = Field(
-        default=0.0,
+        default=-0.1,
         le=0.0,
         description="Training only: a movie shown twice and ignored (from the impression log); "
         "0 turns it off (docs/recommendations.md, training with impressions).",

@@ -16,6 +16,7 @@ from interaction_recommender.events.schemas import EventType
 from interaction_recommender.features.model import UserFeatures, build_features
 from interaction_recommender.feedback.repository import Impression, ImpressionRepository
 from interaction_recommender.recs.labels import LabelWeights
+from interaction_recommender.settings import Settings
 from interaction_recommender.storage.database import Database
 from interaction_recommender.storage.migrate import migrate
 from interaction_recommender.training.dataset import training_data
@@ -165,7 +166,7 @@ def test_training_data_has_weak_negatives_only_when_the_weight_is_set() -> None:
     liked_user = UUID(int=1000)  # watched SHOWN: its label wins over any impression
     ignored[liked_user] = {SHOWN}
 
-    off = training_data(features, LabelWeights(), ignored=ignored)
+    off = training_data(features, LabelWeights(ignored_twice=0.0), ignored=ignored)
     on = training_data(
         features,
         LabelWeights(ignored_twice=-0.3),
@@ -206,6 +207,11 @@ def test_weak_negatives_pull_down_the_ease_weight_to_the_ignored_movie() -> None
     assert with_negatives < without
 
 
+def test_the_default_weight_is_the_measured_weak_negative() -> None:
+    assert LabelWeights().ignored_twice == -0.1
+    assert LabelWeights.from_settings(Settings()).ignored_twice == -0.1
+
+
 def test_train_model_takes_impressions_only_when_the_weight_is_set() -> None:
     world = generate_world(12, movies=60, users=200, days=30)
     events, catalog = world_events(world), world_catalog(world)
@@ -218,7 +224,9 @@ def test_train_model_takes_impressions_only_when_the_weight_is_set() -> None:
         als_grid=((8, 5.0, 2.0),), als_iterations=3, ease_l2_grid=(100.0,), ranker_grid={}
     )
 
-    off = train_model(events, catalog, config=config, impressions=shown)
+    off = train_model(
+        events, catalog, labels=LabelWeights(ignored_twice=0.0), config=config, impressions=shown
+    )
     on = train_model(
         events, catalog, labels=LabelWeights(ignored_twice=-0.3), config=config, impressions=shown
     )

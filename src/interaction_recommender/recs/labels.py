@@ -36,10 +36,11 @@ class LabelWeights:
     favorite: float = 1.0
     unfavorite: float = -0.5
     """A favorite removed."""
-    ignored_twice: float = 0.0
+    ignored_twice: float = -0.1
     """Training only: a movie shown to the user in at least two impressions and never touched
-    at or after them (training/impressions.py), when it has no other label. 0: off, the default
-    until the replay benchmark shows it helps (docs/benchmarks.md, "Feedback replay")."""
+    at or after them (training/impressions.py), when it has no other label; 0 turns it off.
+    -0.1: the weight that passed the replay benchmark (docs/benchmarks.md, "Feedback replay");
+    -0.3 lowered offline nDCG and -1 lowered everything, so keep it small."""
 
     def as_dict(self) -> dict[str, float]:
         return asdict(self)

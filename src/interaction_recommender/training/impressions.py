@@ -1,5 +1,6 @@
 """Impressions as training input: a movie shown to a user and ignored at least twice is a weak
-negative for that user (LabelWeights.ignored_twice; 0, the default, leaves training unchanged).
+negative for that user (LabelWeights.ignored_twice, -0.1 by default; 0 leaves training as it was
+without impressions).
 
 "Ignored" is judged from the events, not from the feedback log: an impression of a movie counts as
 ignored when the user has no interaction with that movie (a watch, rating or favorite event) at
