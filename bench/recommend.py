@@ -211,6 +211,7 @@ class Report:
 # --------------------------------------------------------------------------------------------
 def base_env(args: argparse.Namespace, schema: str, prefix: str, work: Path) -> dict[str, str]:
     env = ingest.service_env(args, schema, None, work / "var", access_log=False)
+    env.update(dict(item.split("=", 1) for item in args.service_env))
     env.update(
         REDIS_KEY_PREFIX=prefix,
         MODEL_PATH=str(work / "model" / "recommender.pkl"),
@@ -741,7 +742,12 @@ def render(report: Report) -> str:
         "- Service: `recommender serve` against Postgres (a fresh schema, dropped afterwards) and "
         "Redis, ENABLE_KAFKA=false (in-process bus) and ENABLE_CONSUMERS=false (no event "
         "arrives during the runs), ACCESS_LOG=false; IMPRESSION_LOGGING=true (the default) "
-        "unless the row says otherwise.",
+        "unless the row says otherwise"
+        + (
+            f"; also set for the `recommender` commands: `{' '.join(args.service_env)}`."
+            if args.service_env
+            else "."
+        ),
         *(f"- {line}" for line in report.setup),
         f"- Sample check: {report.sample}",
         "- Cache hits: the service's own counter (`recommend_cache_total` on /metrics) over each "
@@ -878,7 +884,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="Repeat the fixed-rate run once one movie is the catalog's latest change (a "
         "labelled extra row: the catalog poll then re-reads 1 movie, not all of them).",
     )
+    parser.add_argument(
+        "--service-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="An extra environment variable for the `recommender` commands of the run (serve, "
+        "train, demo load; repeatable), e.g. OPENBLAS_NUM_THREADS=1.",
+    )
     args = ingest.check_load_args(parser, parser.parse_args(argv))
+    if any("=" not in item for item in args.service_env):
+        parser.error("--service-env takes NAME=VALUE")
     if args.users < 2 * args.hit_users or args.hit_users < 1:
         parser.error("--users must be at least twice --hit-users (≥ 1)")
     return args
