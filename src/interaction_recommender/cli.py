@@ -421,9 +421,14 @@ def demo_load(path: Annotated[Path, typer.Argument(help="A file from `demo gener
 
 
 def _single_threaded_math() -> None:
-    # BLAS threads fight the event loop for 2 cores (docs/benchmarks.md): serving pins them to one.
+    # BLAS threads fight the event loop for 2 cores (docs/benchmarks.md): serving pins them to
+    # one. The environment covers libraries loaded later; numpy/scipy are already loaded by the
+    # imports above, and only threadpoolctl changes their pools now.
+    from threadpoolctl import threadpool_limits
+
     for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(name, "1")
+    threadpool_limits(limits=1)
 
 
 def main() -> None:

@@ -309,3 +309,34 @@ async def test_embedded_first_start_loads_the_demo_world_once(tmp_path: Path) ->
     assert first_movies == 25
     assert first_events > 40
     assert second_events == first_events
+
+
+async def test_a_quiet_catalog_is_not_read_again(
+    service: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a bulk load every movie is near the newest one; polls must still read only what
+    changed since the previous poll (the overlap), not the whole catalog each time."""
+    from interaction_recommender.catalog.cache import CatalogCache
+    from interaction_recommender.catalog.repository import CatalogRepository
+
+    body = {"movies": [{"movieId": new_id(), "title": f"Bulk {i}"} for i in range(50)]}
+    assert (await service.client.post("/api/v1/movies/batch", json=body)).status_code == 200
+    read: list[int] = []
+    original = CatalogRepository.changed_since
+
+    async def counting(self: CatalogRepository, since: Any) -> Any:
+        rows = await original(self, since)
+        read.append(len(rows))
+        return rows
+
+    monkeypatch.setattr(CatalogRepository, "changed_since", counting)
+    cache = CatalogCache(service.runtime.database, poll_s=60, overlap_s=0.2)
+    assert await cache.refresh() >= 50  # the first read takes everything
+    await asyncio.sleep(0.3)
+    await cache.refresh()  # within the overlap of the first read: may read the bulk again
+    await asyncio.sleep(0.3)
+    assert await cache.refresh() == 0
+    assert read[-1] == 0  # quiet: nothing read
+
+    await service.client.put(f"/api/v1/movies/{new_id()}", json={"title": "New"})
+    assert await cache.refresh() == 1

@@ -11,12 +11,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 import structlog
-from sqlalchemy import Row
+from sqlalchemy import Row, text
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from interaction_recommender.catalog.repository import CatalogRepository
 from interaction_recommender.storage.database import Database
@@ -89,9 +90,16 @@ class CatalogCache:
         return list(self._movies.values())
 
     async def refresh(self) -> int:
-        """Apply every change since the last refresh; returns how many movies changed."""
+        """Apply every change since the last refresh; returns how many movies changed.
+
+        The watermark is the database's clock when the previous read began, not the newest
+        `updated_at` seen: after a bulk load every movie is within the overlap of the newest one,
+        and a watermark taken from the rows would re-read the whole catalog on every poll. The
+        overlap covers commits that land after a read with an `updated_at` from before it (and
+        clock skew between writers and the database)."""
         since = None if self._watermark is None else self._watermark - self._overlap
         async with self._database.transaction() as conn:
+            started = await _database_now(conn)
             rows = await CatalogRepository(conn).changed_since(since)
         changed = 0
         for row in rows:
@@ -99,8 +107,7 @@ class CatalogCache:
             if current is None or current.updated_at != row.updated_at:
                 self._movies[row.movie_id] = CatalogMovie.from_row(row)
                 changed += 1
-            if self._watermark is None or row.updated_at > self._watermark:
-                self._watermark = row.updated_at
+        self._watermark = started
         if changed:
             self.version += 1
         return changed
@@ -125,3 +132,11 @@ class CatalogCache:
             except Exception as exc:  # keep serving the last good copy; health shows the error
                 self.last_refresh_error = type(exc).__name__
                 log.warning("catalog_refresh_failed", error=type(exc).__name__)
+
+
+async def _database_now(conn: AsyncConnection) -> datetime:
+    if conn.dialect.name == "postgresql":
+        value = (await conn.execute(text("SELECT statement_timestamp()"))).scalar_one()
+        assert isinstance(value, datetime)
+        return value.astimezone(UTC)
+    return datetime.now(UTC)  # SQLite: the embedded mode, one process, one clock
