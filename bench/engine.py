@@ -86,7 +86,7 @@ STAGES = (
     "score",  # the ranker (+ the search boost)
     "top k",  # argpartition, lexsort, the genre cap
     "position map",  # the k chosen items' rows: searchsorted over the (sorted) pool
-    "reasons",  # _reasons for the k items, Recommendation objects
+    "reasons",  # _reasons_for the k items, Recommendation objects
 )
 
 
@@ -323,16 +323,18 @@ def staged_recommend(
     chosen = E._top(candidates.pool, scores, k, view, settings)
     t10 = clock()
     spent[9] = t10 - t9
-    positions = np.searchsorted(candidates.pool, chosen).tolist()
+    picked = np.asarray(chosen, dtype=np.int64)
+    positions = np.searchsorted(candidates.pool, picked)
     t11 = clock()
     spent[10] = t11 - t10
+    why = E._reasons_for(picked, candidates.rows[positions], candidates, model, view, features, now)
     result = [
         E.Recommendation(
             movie_id=view.ids[item],
             score=E._probability(float(scores[at])),
-            reasons=E._reasons(item, candidates.rows[at], candidates, model, view, features, now),
+            reasons=reasons,
         )
-        for item, at in zip(chosen, positions, strict=True)
+        for item, at, reasons in zip(chosen, positions.tolist(), why, strict=True)
     ]
     spent[11] = clock() - t11
     return result, spent
@@ -604,7 +606,8 @@ def render(setups: list[Setup], rows: list[Row], args: argparse.Namespace, run: 
         "release, search match); filter: availability, exclusions, the anchor's relatives; "
         "standardise: `columns[pool]` + per-column mean/std; score: the ranker (+ search boost); "
         "top k: `_top` (argpartition, lexsort, genre cap); position map: the chosen items' "
-        "rows, `np.searchsorted(pool, chosen)`; reasons: `_reasons` for the k items.",
+        "rows, `np.searchsorted(pool, chosen)`; reasons: `_reasons_for` the k items (shared "
+        "parts once per call).",
         "",
         "| Movies | Model | Context | " + " | ".join(STAGES) + " | total |",
         "|---:|---|---|" + "---:|" * (len(STAGES) + 1),

@@ -424,7 +424,7 @@ def _single_threaded_math() -> None:
     # BLAS threads fight the event loop for 2 cores (docs/benchmarks.md): serving pins them to
     # one. The environment covers libraries loaded later; numpy/scipy are already loaded by the
     # imports above, and only threadpoolctl changes their pools now.
-    from threadpoolctl import threadpool_limits
+    from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
     for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(name, "1")
