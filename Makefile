@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 CHECKED_SOURCES := src tests bench scripts
 
-.PHONY: run test lint typecheck check bench-ingest clean
+.PHONY: run test lint typecheck check bench-ingest bench-features bench-engine bench-recommend bench-feedback clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
@@ -38,6 +38,22 @@ typecheck: $(VENV)/.installed-test
 ## bench-ingest: HTTP ingest throughput vs a bare FastAPI endpoint (writes docs/benchmarks.md)
 bench-ingest: $(VENV)/.installed-test
 	$(BIN)/python bench/ingest.py --write docs/benchmarks.md
+
+## bench-features: feature consumer throughput and event->feature freshness
+bench-features: $(VENV)/.installed-test
+	$(BIN)/python bench/features.py --write docs/benchmarks.md
+
+## bench-engine: one engine call per catalog size and context, with a stage split
+bench-engine: $(VENV)/.installed-test
+	$(BIN)/python bench/engine.py --write docs/benchmarks.md
+
+## bench-recommend: GET /recommend (10k movies, 100k users) vs a bare endpoint (needs wrk)
+bench-recommend: $(VENV)/.installed-test
+	$(BIN)/python bench/recommend.py --duration 20 --write docs/benchmarks.md
+
+## bench-feedback: replayed synthetic days, training with and without impressions
+bench-feedback: $(VENV)/.installed-test
+	$(BIN)/python bench/feedback_replay.py --write docs/benchmarks.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache var
