@@ -55,7 +55,9 @@ class ImpressionLog:
         self._wake = asyncio.Event()
         self._write_lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
-        self._next_prune = 0.0
+        # The first clean-up waits a minute: at start-up (the embedded mode's demo load and first
+        # training) the database has better things to do than delete old rows.
+        self._next_prune = time.monotonic() + 60.0
 
     def record(self, impression: Impression) -> None:
         if len(self._pending) >= self._capacity:
