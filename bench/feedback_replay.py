@@ -69,11 +69,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/report.py
 from report import Run, markers, publish
 
 from interaction_recommender.catalog.cache import CatalogMovie
-from interaction_recommender.demo.events import world_catalog, world_events
+from interaction_recommender.demo.events import event_message, world_catalog, world_events
 from interaction_recommender.demo.replay import Audience, taste_match
 from interaction_recommender.demo.world import DemoUser, generate_world
-from interaction_recommender.events.messages import SCHEMA_VERSION, EventMessage
-from interaction_recommender.events.schemas import NewEvent, parse_batch_item
+from interaction_recommender.events.messages import EventMessage
 from interaction_recommender.features.model import UserFeatures, apply_events
 from interaction_recommender.feedback.online import outcomes, summarize
 from interaction_recommender.feedback.repository import FeedbackRow, Impression
@@ -210,23 +209,11 @@ class Replay:
 
     def _message(self, raw: dict[str, Any]) -> EventMessage:
         """A simulated event as the store would publish it (the next sequence number)."""
-        event = parse_batch_item(raw)
-        if not isinstance(event, NewEvent) or event.client_timestamp is None:
-            raise ValueError(f"simulated event rejected: {event}")
+        if raw.get("clientTimestamp") is None:
+            raise ValueError(f"simulated event without a time: {raw}")
         sequence = self.next_sequence
         self.next_sequence += 1
-        return EventMessage.model_construct(
-            schema_version=SCHEMA_VERSION,
-            event_id=uuid.UUID(int=sequence, version=4),
-            sequence=sequence,
-            request_id=event.request_id,
-            event_type=event.event_type,
-            user_id=event.user_id,
-            movie_id=event.movie_id,
-            client_timestamp=event.client_timestamp,
-            server_timestamp=event.client_timestamp,
-            metadata=event.metadata,
-        )
+        return event_message(raw, sequence)
 
 
 def _row(
