@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 from sqlalchemy import delete, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from interaction_recommender.events.messages import SCHEMA_VERSION, EventMessage
+from interaction_recommender.storage.database import Database
 from interaction_recommender.storage.tables import raw_events
 
 __all__ = [
     "all_event_messages",
     "delete_user_events",
+    "event_messages_in_pages",
     "recent_movie_counts",
     "user_event_messages",
     "user_has_events",
@@ -61,23 +65,45 @@ async def user_event_messages(
 async def all_event_messages(conn: AsyncConnection) -> list[EventMessage]:
     """Every stored event (training), in sequence order, without re-validating stored rows."""
     result = await conn.stream(select(raw_events).order_by(raw_events.c.sequence))
-    messages = []
-    async for row in result:
-        messages.append(
-            EventMessage.model_construct(
-                schema_version=SCHEMA_VERSION,
-                event_id=row.event_id,
-                sequence=row.sequence,
-                request_id=row.request_id,
-                event_type=row.event_type,
-                user_id=row.user_id,
-                movie_id=row.movie_id,
-                client_timestamp=row.client_timestamp,
-                server_timestamp=row.server_timestamp,
-                metadata=row.metadata,
-            )
-        )
-    return messages
+    return [_message(row) async for row in result]
+
+
+async def event_messages_in_pages(database: Database, page: int = 5000) -> list[EventMessage]:
+    """Every stored event, like ``all_event_messages``, read a page per transaction: the embedded
+    mode has ONE database connection, and holding it for the whole read (seconds for 100k
+    events) made requests wait past their pool timeout while the demo model trained."""
+    messages: list[EventMessage] = []
+    after = -1
+    while True:
+        async with database.transaction() as conn:
+            rows = (
+                await conn.execute(
+                    select(raw_events)
+                    .where(raw_events.c.sequence > after)
+                    .order_by(raw_events.c.sequence)
+                    .limit(page)
+                )
+            ).all()
+        messages += map(_message, rows)
+        if len(rows) < page:
+            return messages
+        after = rows[-1].sequence
+        await asyncio.sleep(0)  # let waiting requests have the connection
+
+
+def _message(row: Any) -> EventMessage:
+    return EventMessage.model_construct(
+        schema_version=SCHEMA_VERSION,
+        event_id=row.event_id,
+        sequence=row.sequence,
+        request_id=row.request_id,
+        event_type=row.event_type,
+        user_id=row.user_id,
+        movie_id=row.movie_id,
+        client_timestamp=row.client_timestamp,
+        server_timestamp=row.server_timestamp,
+        metadata=row.metadata,
+    )
 
 
 async def recent_movie_counts(conn: AsyncConnection, since: datetime) -> dict[UUID, int]:

@@ -18,7 +18,7 @@ import structlog
 from sqlalchemy import text
 
 from interaction_recommender.catalog.cache import CatalogCache
-from interaction_recommender.events.queries import all_event_messages
+from interaction_recommender.events.queries import event_messages_in_pages
 from interaction_recommender.recs.engine import EngineSettings
 from interaction_recommender.recs.labels import LabelWeights
 from interaction_recommender.settings import Settings
@@ -40,8 +40,8 @@ async def train_from_database(
 ) -> TrainResult | None:
     """Train on every stored event (and the impression log's lists when LABEL_IGNORED_TWICE is
     not 0) and write the artifact; None when there are no events."""
+    events = await event_messages_in_pages(database)
     async with database.transaction() as conn:
-        events = await all_event_messages(conn)
         shown = await stored_shown_lists(conn) if settings.label_ignored_twice else []
     if not events:
         return None
