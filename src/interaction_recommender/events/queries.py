@@ -45,21 +45,7 @@ async def user_event_messages(
     if since is not None:
         query = query.where(raw_events.c.server_timestamp >= since)
     rows = (await conn.execute(query.order_by(raw_events.c.sequence))).all()
-    return [
-        EventMessage(
-            schema_version=SCHEMA_VERSION,
-            event_id=row.event_id,
-            sequence=row.sequence,
-            request_id=row.request_id,
-            event_type=row.event_type,
-            user_id=row.user_id,
-            movie_id=row.movie_id,
-            client_timestamp=row.client_timestamp,
-            server_timestamp=row.server_timestamp,
-            metadata=row.metadata,
-        )
-        for row in rows
-    ]
+    return [_message(row) for row in rows]
 
 
 async def all_event_messages(conn: AsyncConnection) -> list[EventMessage]:
@@ -92,6 +78,7 @@ async def event_messages_in_pages(database: Database, page: int = 5000) -> list[
 
 
 def _message(row: Any) -> EventMessage:
+    """A stored row as its message (validated at ingest; not validated again)."""
     return EventMessage.model_construct(
         schema_version=SCHEMA_VERSION,
         event_id=row.event_id,
