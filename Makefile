@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 CHECKED_SOURCES := src tests bench scripts
 
-.PHONY: run test lint typecheck check bench-ingest bench-features bench-engine bench-recommend bench-feedback clean
+.PHONY: run test test-quick lint typecheck check bench-ingest bench-features bench-engine bench-recommend bench-feedback clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
@@ -28,9 +28,15 @@ run: $(VENV)/.installed-run
 test: $(VENV)/.installed-test lint typecheck
 	$(BIN)/pytest
 
+## test-quick: lint, types and every test but the slow ones (crash recovery, subprocess servers)
+test-quick: $(VENV)/.installed-test lint typecheck
+	$(BIN)/pytest -m "not slow"
+
+## lint: ruff, formatting, and the package layering of docs/architecture.md (import-linter)
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check $(CHECKED_SOURCES)
 	$(BIN)/ruff format --check $(CHECKED_SOURCES)
+	$(BIN)/lint-imports
 
 typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy

@@ -70,7 +70,7 @@ class RecommendationResponse(_Camel):
 
 
 def _fixed_items(count: int = 20) -> list[RecommendedMovie]:
-    """`count` items with reasons of the service's vocabulary (recs/reasons.py)."""
+    """`count` items with reasons of the service's vocabulary (model/reasons.py)."""
     rng = Random(20)
     ids = [UUID(int=rng.getrandbits(128), version=4) for _ in range(2 * count)]
     return [

@@ -1,4 +1,4 @@
-"""Engine latency benchmark: one `recs.engine.recommend(...)` call (the pure entry point the API
+"""Engine latency benchmark: one `model.engine.recommend(...)` call (the pure entry point the API
 will call), per catalog size and context, BLAS pinned to one thread.
 
     .venv/bin/python bench/engine.py [--models 1000:fit,10000:fit,10000:synthetic,100000:synthetic]
@@ -49,16 +49,17 @@ from uuid import UUID
 import numpy as np
 from threadpoolctl import threadpool_info, threadpool_limits  # type: ignore[import-untyped]
 
-from interaction_recommender.catalog.cache import CatalogMovie
+from interaction_recommender.catalog.movie import CatalogMovie
 from interaction_recommender.demo.events import world_catalog, world_events
 from interaction_recommender.demo.world import generate_world
 from interaction_recommender.events.messages import EventMessage
-from interaction_recommender.features.model import UserFeatures, build_features, genre_affinity_at
+from interaction_recommender.features.extractor import build_features
+from interaction_recommender.features.state import UserFeatures, genre_affinity_at
+from interaction_recommender.model.arrays import FEATURE_NAMES, LinearRanker, RecommenderModel
+from interaction_recommender.model.catalog_view import CatalogView, build_catalog_view
+from interaction_recommender.model.context import Context
+from interaction_recommender.model.labels import LabelWeights
 from interaction_recommender.recs import engine as E
-from interaction_recommender.recs.catalog_view import CatalogView, build_catalog_view
-from interaction_recommender.recs.context import Context
-from interaction_recommender.recs.labels import LabelWeights
-from interaction_recommender.recs.model import FEATURE_NAMES, LinearRanker, RecommenderModel
 from interaction_recommender.training.dataset import features_by_user
 from interaction_recommender.training.fit import FitConfig, Params, fit_model
 

@@ -585,7 +585,7 @@ async def stream(
     import orjson
     from redis.asyncio import Redis
 
-    from interaction_recommender.features.model import decode
+    from interaction_recommender.features.codec import decode
 
     result = Stream(duration_s=len(bodies) * interval_s, batches_planned=len(bodies))
     result.probes = probes

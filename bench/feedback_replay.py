@@ -17,7 +17,7 @@ Per seed:
    as `train_model` does), `fit_model` on every user's history features.
 3. Day N (the day after T0), replayed: every user active in the history's last 30 days visits
    2-4 times (`demo/replay.py` draws nothing here: visit counts and times come from a Random
-   keyed by seed, user and day). Each visit serves a `home` list (k=10, `recs.engine.recommend`
+   keyed by seed, user and day). Each visit serves a `home` list (k=10, `model.engine.recommend`
    with the model and a CatalogView, EngineSettings() as in production) and logs it as an
    `Impression`; the user reacts (`demo.replay.Audience`: position bias 1/log2(p+1), clicks on
    taste, at most one click, a watch through the world's checkpoints). A watched click is
@@ -68,19 +68,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/report.py
 
 from report import Run, markers, publish
 
-from interaction_recommender.catalog.cache import CatalogMovie
+from interaction_recommender.catalog.movie import CatalogMovie
 from interaction_recommender.demo.events import event_message, world_catalog, world_events
 from interaction_recommender.demo.replay import Audience, taste_match
 from interaction_recommender.demo.world import DemoUser, generate_world
 from interaction_recommender.events.messages import EventMessage
-from interaction_recommender.features.model import UserFeatures, apply_events
+from interaction_recommender.features.extractor import apply_events
+from interaction_recommender.features.state import UserFeatures
 from interaction_recommender.feedback.online import outcomes, summarize
 from interaction_recommender.feedback.repository import FeedbackRow, Impression
-from interaction_recommender.recs.catalog_view import CatalogView, build_catalog_view
-from interaction_recommender.recs.context import Context
-from interaction_recommender.recs.engine import recommend
-from interaction_recommender.recs.labels import LabelWeights, user_labels
-from interaction_recommender.recs.model import RecommenderModel
+from interaction_recommender.model.arrays import RecommenderModel
+from interaction_recommender.model.catalog_view import CatalogView, build_catalog_view
+from interaction_recommender.model.context import Context
+from interaction_recommender.model.engine import recommend
+from interaction_recommender.model.labels import LabelWeights, user_labels
 from interaction_recommender.training.dataset import features_by_user, holdout_split
 from interaction_recommender.training.fit import FitConfig, Params, fit_model, tune
 from interaction_recommender.training.impressions import ignored_twice, shown_lists
@@ -542,7 +543,7 @@ def render(
         "days. Seeds: " + ", ".join(str(r.seed) for r in results) + ".",
         f"- Replayed days: every user active in the history's last 30 days "
         f"(about {statistics.fmean(r.active for r in results):,.0f} users) visits 2-4 times a "
-        f"day; each visit is a `home` list of {K} (`recs.engine.recommend`, production "
+        f"day; each visit is a `home` list of {K} (`model.engine.recommend`, production "
         "EngineSettings), plus a `similar` list after half of the watched clicks. Reactions: "
         "`demo/replay.py` (looked at with probability 1/log2(p+1); clicked 3% off taste to 50% "
         "fully on taste; one click per list; a click starts a watch 50-90% of the time).",

@@ -108,7 +108,7 @@ CATALOG_POLL_S = 2.0  # Settings().catalog_poll_s, the service's default
 
 _GROUPS: dict[str, tuple[str, ...]] = {
     "recommendation service (recs/service.py)": ("interaction_recommender/recs/service",),
-    "engine (recs/engine.py)": ("interaction_recommender/recs/engine",),
+    "engine (model/engine.py)": ("interaction_recommender/model/engine",),
     "hydration: Redis GET + HGET (recs/hydration.py)": ("interaction_recommender/recs/hydration",),
     "features decode (features/extractor.py)": ("interaction_recommender/features/extractor",),
     "impression log (feedback/)": ("interaction_recommender/feedback/",),
@@ -372,7 +372,8 @@ def _write_features(task: tuple[int, list[str]]) -> dict[str, Any]:
     """A worker: build and store the features of one chunk of users; returns their stats."""
     import redis.asyncio
 
-    from interaction_recommender.features.model import build_features, encode
+    from interaction_recommender.features.codec import encode
+    from interaction_recommender.features.extractor import build_features
     from interaction_recommender.features.store import RedisFeatureStore
 
     first, user_ids = task

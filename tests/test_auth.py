@@ -10,7 +10,7 @@ from fastapi import Depends, FastAPI
 from pydantic import ValidationError
 
 from interaction_recommender.deps import require_admin
-from interaction_recommender.errors import install_error_handlers
+from interaction_recommender.http import install_error_handlers
 from interaction_recommender.settings import Settings
 from tests.fixtures.app import embedded_settings, run_service
 from tests.fixtures.contract import assert_error_shape
@@ -70,12 +70,7 @@ async def _admin_probe(settings: Settings, authorization: str | None) -> httpx.R
     app = FastAPI()
     install_error_handlers(app)
 
-    class _Runtime:
-        pass
-
-    runtime = _Runtime()
-    runtime.settings = settings  # type: ignore[attr-defined]
-    app.state.runtime = runtime
+    app.state.settings = settings
 
     @app.post("/admin/thing", dependencies=[Depends(require_admin)])
     async def thing() -> dict[str, str]:

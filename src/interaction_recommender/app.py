@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -15,13 +16,17 @@ from interaction_recommender import __version__
 from interaction_recommender.catalog.endpoints import router as catalog_router
 from interaction_recommender.deadletter.endpoints import router as deadletter_router
 from interaction_recommender.deps import require_api_token
-from interaction_recommender.errors import install_error_handlers
 from interaction_recommender.events.endpoints import router as events_router
 from interaction_recommender.features.endpoints import router as features_router
 from interaction_recommender.feedback.endpoints import router as feedback_router
 from interaction_recommender.health import HealthChecker
 from interaction_recommender.health.endpoints import router as health_router
-from interaction_recommender.http import API_PREFIX, EdgeMiddleware, OrjsonRoute
+from interaction_recommender.http import (
+    API_PREFIX,
+    EdgeMiddleware,
+    OrjsonRoute,
+    install_error_handlers,
+)
 from interaction_recommender.recs.endpoints import router as recs_router
 from interaction_recommender.runtime import build_runtime
 from interaction_recommender.settings import Settings
@@ -45,7 +50,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 stack,
                 run_consumers=settings.enable_consumers or not settings.enable_kafka,
             )
-            app.state.runtime = runtime
+            for field in dataclasses.fields(runtime):  # each route reads the one it uses
+                setattr(app.state, field.name, getattr(runtime, field.name))
             app.state.health = HealthChecker(
                 database=runtime.database,
                 bus=runtime.bus,
@@ -104,7 +110,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     operations.include_router(health_router)
     operations.add_api_route("/metrics", _metrics, methods=["GET"], include_in_schema=False)
 
-    # contract.md: every route answers with and without the /api/v1 prefix: the same handlers
+    # docs/contract.md: every route answers with and without the /api/v1 prefix: the same handlers
     # and auth, registered twice (only the prefixed copy is in the OpenAPI document).
     for router in (api, operations):
         app.include_router(router, prefix=API_PREFIX)

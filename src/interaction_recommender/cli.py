@@ -181,9 +181,9 @@ def _train_and_save(
 ) -> None:
     from rich.console import Console
 
-    from interaction_recommender.recs.engine import EngineSettings
-    from interaction_recommender.recs.labels import LabelWeights
-    from interaction_recommender.training.artifact import save_artifact
+    from interaction_recommender.model.artifact import save_artifact
+    from interaction_recommender.model.engine import EngineSettings
+    from interaction_recommender.model.labels import LabelWeights
     from interaction_recommender.training.fit import FitConfig
     from interaction_recommender.training.pipeline import train_model
 
@@ -220,7 +220,7 @@ def _train_and_save(
 async def _stored_training_input(settings: Settings) -> tuple[list[Any], list[Any], list[Any]]:
     """Events, catalog, and the impression log's lists when training uses them
     (LABEL_IGNORED_TWICE != 0)."""
-    from interaction_recommender.catalog.cache import CatalogMovie
+    from interaction_recommender.catalog.movie import CatalogMovie
     from interaction_recommender.catalog.repository import CatalogRepository
     from interaction_recommender.events.queries import all_event_messages
     from interaction_recommender.storage import Database
@@ -256,7 +256,7 @@ model_app = typer.Typer(no_args_is_help=True, help="The served model.")
 def model_rollback() -> None:
     """Put the previous model and manifest back at MODEL_PATH; every serving process picks it
     up at its next poll, like any new version."""
-    from interaction_recommender.training.artifact import ArtifactError, restore_previous
+    from interaction_recommender.model.artifact import ArtifactError, restore_previous
 
     settings = Settings()
     try:

@@ -1,46 +1,38 @@
-"""What the lifespan builds once per process, and the FastAPI dependencies that hand it out."""
+"""The HTTP edge's dependencies: how a route gets the one thing it uses, and the token checks.
+
+The lifespan (app.py) puts every long-lived object of the process on ``app.state`` under its
+``Runtime`` field name. A route never sees the whole runtime: each package's endpoints.py declares
+one ``Annotated`` dependency per thing its routes use, e.g.
+``Recommendations = Annotated[RecommendationService, Depends(from_state("recommendations"))]``,
+which reads that one attribute.
+"""
 
 from __future__ import annotations
 
 import hmac
-from collections.abc import AsyncIterator
-from typing import Annotated
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from interaction_recommender.errors import Forbidden, Unauthorized
-from interaction_recommender.runtime import Runtime
 from interaction_recommender.settings import Settings
 
-__all__ = [
-    "Runtime",
-    "RuntimeDep",
-    "Transaction",
-    "get_runtime",
-    "require_admin",
-    "require_api_token",
-]
+__all__ = ["SettingsDep", "from_state", "require_admin", "require_api_token"]
 
 
-async def get_runtime(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
-    return runtime
+def from_state(name: str) -> Callable[[Request], Awaitable[Any]]:
+    """A dependency that reads ``app.state.<name>``. Async: FastAPI runs a plain ``def``
+    dependency in a thread pool, which costs more than the lookup itself."""
+
+    async def read(request: Request) -> Any:
+        return getattr(request.app.state, name)
+
+    read.__name__ = f"state_{name}"
+    return read
 
 
-RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
-
-
-async def _transaction(request: Request) -> AsyncIterator[AsyncConnection]:
-    """The request's unit of work: committed when the endpoint returns (before the response is
-    sent: scope="function"), rolled back if it raises. Services never commit."""
-    runtime: Runtime = request.app.state.runtime
-    async with runtime.database.transaction() as conn:
-        yield conn
-    runtime.relay.notify()  # committed outbox rows may be waiting
-
-
-Transaction = Annotated[AsyncConnection, Depends(_transaction, scope="function")]
+SettingsDep = Annotated[Settings, Depends(from_state("settings"))]
 
 
 def _bearer(request: Request) -> str | None:
@@ -59,9 +51,8 @@ def _matches(token: str, candidates: list[str]) -> bool:
     return matched
 
 
-async def require_api_token(request: Request) -> None:
+async def require_api_token(request: Request, settings: SettingsDep) -> None:
     """When API_TOKENS is set, every non-health route needs one of them (or the admin token)."""
-    settings: Settings = request.app.state.runtime.settings
     if not settings.api_tokens:
         return
     token = _bearer(request)
@@ -70,9 +61,8 @@ async def require_api_token(request: Request) -> None:
         raise Unauthorized()
 
 
-async def require_admin(request: Request) -> None:
+async def require_admin(request: Request, settings: SettingsDep) -> None:
     """Admin routes: the ADMIN_TOKEN bearer; refused outright when ADMIN_TOKEN is unset."""
-    settings: Settings = request.app.state.runtime.settings
     if settings.admin_token is None:
         raise Forbidden("Admin routes are disabled: ADMIN_TOKEN is not set.")
     token = _bearer(request)

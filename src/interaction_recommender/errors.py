@@ -13,7 +13,8 @@ Tree::
     └── ServiceUnavailable (503 service_unavailable, Retry-After)
 
 The body is always ``{"error", "message", "details"?, "errorId"}``; never a stack trace, SQL text,
-URL or secret. The ``errorId`` appears in the structured log line of the same failure.
+URL or secret. The ``errorId`` appears in the structured log line of the same failure. Nothing
+here knows HTTP frameworks: the edge (http.py) turns these into responses.
 """
 
 from __future__ import annotations
@@ -25,11 +26,6 @@ from typing import Any
 import asyncpg
 import orjson
 import sqlalchemy.exc
-import structlog
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.responses import Response
 
 __all__ = [
     "BadRequest",
@@ -42,12 +38,9 @@ __all__ = [
     "Unprocessable",
     "UnsupportedMediaType",
     "error_body",
-    "install_error_handlers",
     "is_dependency_failure",
     "validation_details",
 ]
-
-log = structlog.get_logger(__name__)
 
 # Raised by asyncpg on the ingest hot path (no SQLAlchemy wrapping there): the server is gone,
 # restarting, out of connections, too slow (statement timeout), or a deadlock victim.
@@ -147,15 +140,6 @@ def error_body(
     return orjson.dumps(body)
 
 
-def error_response(exc: ServiceError, error_id: str | None = None) -> Response:
-    return Response(
-        error_body(exc.error, exc.message, error_id=error_id, details=exc.details),
-        status_code=exc.status_code,
-        media_type="application/json",
-        headers=exc.headers,
-    )
-
-
 def validation_details(errors: Sequence[Any]) -> list[dict[str, str]]:
     """Field path + short message per problem; the offending value is never echoed (it may be
     personal data such as a search query)."""
@@ -184,53 +168,3 @@ def is_dependency_failure(exc: BaseException) -> bool:
             return True
         return isinstance(exc, sqlalchemy.exc.OperationalError | sqlalchemy.exc.InterfaceError)
     return isinstance(exc, OSError)
-
-
-def install_error_handlers(app: FastAPI) -> None:
-    async def on_service_error(_: Request, exc: Exception) -> Response:
-        assert isinstance(exc, ServiceError)
-        error_id = str(uuid.uuid4())
-        if exc.status_code >= 500:
-            log.warning(
-                "request_failed", error=exc.error, error_id=error_id, status=exc.status_code
-            )
-        return error_response(exc, error_id)
-
-    async def on_validation_error(_: Request, exc: Exception) -> Response:
-        assert isinstance(exc, RequestValidationError)
-        return error_response(Unprocessable(details=validation_details(exc.errors())))
-
-    async def on_http_error(_: Request, exc: Exception) -> Response:
-        assert isinstance(exc, StarletteHTTPException)
-        mapped: dict[int, type[ServiceError]] = {
-            400: BadRequest,
-            401: Unauthorized,
-            403: Forbidden,
-            404: NotFound,
-            413: PayloadTooLarge,
-            415: UnsupportedMediaType,
-            422: Unprocessable,
-            503: ServiceUnavailable,
-        }
-        if exc.status_code == 400 and isinstance(exc.__cause__, ValueError | RecursionError):
-            # FastAPI's body reader failed to decode the JSON (not UTF-8, nested too deep, an
-            # integer too long): malformed input, a 422 like any other invalid JSON (contract.md).
-            return error_response(
-                Unprocessable(
-                    "The request body is not valid JSON.",
-                    details=[
-                        {"field": "body", "message": "JSON decode error", "type": "json_invalid"}
-                    ],
-                )
-            )
-        if exc.status_code in mapped:
-            return error_response(mapped[exc.status_code]())
-        generic = ServiceError(str(exc.detail) if exc.status_code < 500 else None)
-        generic.status_code = exc.status_code
-        generic.error = "method_not_allowed" if exc.status_code == 405 else "http_error"
-        generic.headers = dict(exc.headers or {})
-        return error_response(generic)
-
-    app.add_exception_handler(ServiceError, on_service_error)
-    app.add_exception_handler(RequestValidationError, on_validation_error)
-    app.add_exception_handler(StarletteHTTPException, on_http_error)

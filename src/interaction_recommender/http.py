@@ -1,9 +1,11 @@
-"""The HTTP edge as one pure-ASGI middleware (cheaper than a stack of BaseHTTPMiddleware).
+"""The HTTP edge: the one pure-ASGI middleware (cheaper than a stack of BaseHTTPMiddleware), the
+translation of the error hierarchy (errors.py) into responses, and JSON responses.
 
-Per request it: takes or makes a request id (echoed as X-Request-ID), refuses non-JSON bodies
-(415) and oversized bodies (413) before the app reads them, turns an unhandled exception into the
-error shape (503 with Retry-After when a dependency failed, else 500 with an error id in the log),
-records Prometheus metrics by route template, and writes one structured access-log line.
+Per request the middleware: takes or makes a request id (echoed as X-Request-ID), refuses
+non-JSON bodies (415) and oversized bodies (413) before the app reads them, turns an unhandled
+exception into the error shape (503 with Retry-After when a dependency failed, else 500 with an
+error id in the log), records Prometheus metrics by route template, and writes one structured
+access-log line.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from typing import Any
 
 import orjson
 import structlog
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
@@ -24,15 +28,29 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from interaction_recommender import metrics
 from interaction_recommender.errors import (
+    BadRequest,
+    Forbidden,
+    NotFound,
     PayloadTooLarge,
     ServiceError,
     ServiceUnavailable,
+    Unauthorized,
+    Unprocessable,
     UnsupportedMediaType,
     error_body,
     is_dependency_failure,
+    validation_details,
 )
+from interaction_recommender.wire import dumps
 
-__all__ = ["API_PREFIX", "EdgeMiddleware", "OrjsonRoute"]
+__all__ = [
+    "API_PREFIX",
+    "EdgeMiddleware",
+    "OrjsonRoute",
+    "error_response",
+    "install_error_handlers",
+    "json_response",
+]
 
 API_PREFIX = "/api/v1"
 
@@ -204,3 +222,67 @@ class OrjsonRoute(APIRoute):
             return await handler(_OrjsonRequest(request.scope, request.receive))
 
         return with_orjson
+
+
+def json_response(document: Any, status_code: int = 200) -> Response:
+    """A document built by hand, serialised once by wire.dumps (no response model)."""
+    return Response(dumps(document), status_code=status_code, media_type="application/json")
+
+
+def error_response(exc: ServiceError, error_id: str | None = None) -> Response:
+    return Response(
+        error_body(exc.error, exc.message, error_id=error_id, details=exc.details),
+        status_code=exc.status_code,
+        media_type="application/json",
+        headers=exc.headers,
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    async def on_service_error(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ServiceError)
+        error_id = str(uuid.uuid4())
+        if exc.status_code >= 500:
+            log.warning(
+                "request_failed", error=exc.error, error_id=error_id, status=exc.status_code
+            )
+        return error_response(exc, error_id)
+
+    async def on_validation_error(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        return error_response(Unprocessable(details=validation_details(exc.errors())))
+
+    async def on_http_error(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        mapped: dict[int, type[ServiceError]] = {
+            400: BadRequest,
+            401: Unauthorized,
+            403: Forbidden,
+            404: NotFound,
+            413: PayloadTooLarge,
+            415: UnsupportedMediaType,
+            422: Unprocessable,
+            503: ServiceUnavailable,
+        }
+        if exc.status_code == 400 and isinstance(exc.__cause__, ValueError | RecursionError):
+            # FastAPI's body reader failed to decode the JSON (not UTF-8, nested too deep, an
+            # integer too long): malformed input, a 422 like any other invalid JSON (contract.md).
+            return error_response(
+                Unprocessable(
+                    "The request body is not valid JSON.",
+                    details=[
+                        {"field": "body", "message": "JSON decode error", "type": "json_invalid"}
+                    ],
+                )
+            )
+        if exc.status_code in mapped:
+            return error_response(mapped[exc.status_code]())
+        generic = ServiceError(str(exc.detail) if exc.status_code < 500 else None)
+        generic.status_code = exc.status_code
+        generic.error = "method_not_allowed" if exc.status_code == 405 else "http_error"
+        generic.headers = dict(exc.headers or {})
+        return error_response(generic)
+
+    app.add_exception_handler(ServiceError, on_service_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)

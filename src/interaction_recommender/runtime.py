@@ -16,10 +16,12 @@ from interaction_recommender.bus import Bus, Topics, build_bus
 from interaction_recommender.bus.consumer import ConsumerLoop
 from interaction_recommender.catalog.cache import CatalogCache
 from interaction_recommender.catalog.placeholders import PlaceholderCreator
+from interaction_recommender.catalog.service import CatalogService
+from interaction_recommender.deadletter.service import DeadLetterService
 from interaction_recommender.demo.loader import database_is_empty, load_world
 from interaction_recommender.demo.world import generate_world
-from interaction_recommender.events.batcher import IngestBatcher
 from interaction_recommender.events.factory import build_event_store
+from interaction_recommender.events.service import EventIngest
 from interaction_recommender.events.store import EventStore
 from interaction_recommender.features.consumer import FeatureConsumer
 from interaction_recommender.features.service import FeatureService
@@ -32,15 +34,16 @@ from interaction_recommender.features.store import (
 from interaction_recommender.feedback.attribution import FeedbackAttribution
 from interaction_recommender.feedback.impressions import ImpressionLog
 from interaction_recommender.feedback.service import FeedbackService
+from interaction_recommender.model.artifact import ArtifactError
+from interaction_recommender.model.engine import EngineSettings
 from interaction_recommender.outbox import OutboxRelay
-from interaction_recommender.recs.engine import EngineSettings
 from interaction_recommender.recs.hydration import Hydrator, MemoryHydrator, RedisHydrator
 from interaction_recommender.recs.registry import ModelRegistry
 from interaction_recommender.recs.service import RecommendationService
 from interaction_recommender.settings import Settings
 from interaction_recommender.storage import Database, migrate
-from interaction_recommender.training.artifact import ArtifactError
 from interaction_recommender.training.scheduled import train_from_database
+from interaction_recommender.users.erasure import UserErasure
 
 __all__ = ["Runtime", "build_runtime"]
 
@@ -49,17 +52,19 @@ log = structlog.get_logger(__name__)
 
 @dataclass
 class Runtime:
-    """Every long-lived client of one process."""
+    """Every long-lived object of one process. The HTTP app publishes each field on ``app.state``
+    under its own name (routes read the one they use: deps.py); the worker uses it directly."""
 
     settings: Settings
     database: Database
     events: EventStore
-    single_events: IngestBatcher
+    ingest: EventIngest
     bus: Bus
     topics: Topics
     relay: OutboxRelay
     redis: Any | None  # redis.asyncio.Redis when REDIS_URL is set
     catalog: CatalogCache
+    movies: CatalogService
     feature_store: FeatureStore
     features: FeatureService
     consumers: list[ConsumerLoop]
@@ -68,6 +73,8 @@ class Runtime:
     recommendations: RecommendationService
     impressions: ImpressionLog | None  # None when IMPRESSION_LOGGING=false
     feedback: FeedbackService
+    dead_letters: DeadLetterService
+    erasure: UserErasure
 
 
 async def build_runtime(
@@ -160,7 +167,7 @@ async def build_runtime(
         settings=settings,
         database=database,
         events=events,
-        single_events=IngestBatcher(
+        ingest=EventIngest(
             events,
             topic=topics.interaction_events,
             max_batch=settings.ingest_group_max_batch,
@@ -171,6 +178,7 @@ async def build_runtime(
         relay=relay,
         redis=redis,
         catalog=catalog,
+        movies=CatalogService(database, topic=topics.movie_catalog),
         feature_store=feature_store,
         features=FeatureService(database, feature_store, catalog),
         consumers=consumers,
@@ -181,6 +189,7 @@ async def build_runtime(
             hydrator,
             catalog,
             budget_s=settings.recommend_budget_s,
+            max_k=settings.recommend_max_k,
             engine=EngineSettings(diversity=settings.diversity),
             impressions=impressions,
         ),
@@ -188,8 +197,17 @@ async def build_runtime(
         feedback=FeedbackService(
             database,
             impressions,
+            catalog,
             topic=topics.model_feedback,
             join_window_s=settings.feedback_join_window_s,
+        ),
+        dead_letters=DeadLetterService(database),
+        erasure=UserErasure(
+            database,
+            feature_store,
+            features_topic=topics.processed_features,
+            impressions=impressions,
+            caches=[hydrator],
         ),
     )
 

@@ -1,4 +1,4 @@
-"""One settings class, read from the environment with the platform's names.
+"""One settings class, read from the environment with the platform's names (docs/contract.md).
 
 With nothing set, the service runs in the embedded mode: SQLite under ``DATA_DIR``, the in-process
 bus and in-memory stores. Each real service is selected on its own by its variable.
@@ -43,13 +43,22 @@ class Settings(BaseSettings):
         default=False,
         description="true = Kafka at KAFKA_BOOTSTRAP_SERVERS; false = in-process bus.",
     )
-    kafka_bootstrap_servers: str = Field(default="localhost:9092")
+    kafka_bootstrap_servers: str = Field(
+        default="localhost:9092",
+        description="Kafka brokers, host:port[,host:port]; read only when ENABLE_KAFKA is true.",
+    )
     kafka_topic_prefix: str = Field(
         default="", description="Prepended to every topic name (isolates tests and tenants)."
     )
-    kafka_topic_partitions: int = Field(default=4, ge=1, le=1024)
-    kafka_replication_factor: int = Field(default=1, ge=1, le=16)
-    kafka_request_timeout_ms: int = Field(default=5000, ge=100)
+    kafka_topic_partitions: int = Field(
+        default=4, ge=1, le=1024, description="Partitions of each topic the service creates."
+    )
+    kafka_replication_factor: int = Field(
+        default=1, ge=1, le=16, description="Replication factor of each topic the service creates."
+    )
+    kafka_request_timeout_ms: int = Field(
+        default=5000, ge=100, description="Timeout of a Kafka request (producer, admin), in ms."
+    )
     kafka_session_timeout_ms: int = Field(
         default=10_000, ge=1000, description="Consumer-group session timeout (failover time)."
     )
@@ -62,12 +71,26 @@ class Settings(BaseSettings):
     )
 
     # --- HTTP server ------------------------------------------------------------------------
-    host: str = Field(default="127.0.0.1")
-    port: int = Field(default=8000, ge=1, le=65535)
+    host: str = Field(
+        default="127.0.0.1",
+        description="Bind address of `serve` (the image sets 0.0.0.0); --host overrides it.",
+    )
+    port: int = Field(
+        default=8000,
+        ge=1,
+        le=65535,
+        description="Port of `serve` (compose publishes 8000 as 8090); --port overrides it.",
+    )
     access_log: bool = Field(default=True, description="One structured log line per request.")
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="Lowest level of log line written."
+    )
     log_json: bool = Field(default=True, description="JSON logs (false: human-readable console).")
-    graceful_shutdown_s: float = Field(default=20.0, ge=0)
+    graceful_shutdown_s: float = Field(
+        default=20.0,
+        ge=0,
+        description="Seconds `serve` gives requests in flight at shutdown (whole seconds).",
+    )
 
     # --- Security ---------------------------------------------------------------------------
     api_tokens: Annotated[list[str], NoDecode] = Field(
@@ -84,33 +107,65 @@ class Settings(BaseSettings):
         description="Apply migrations at start; default: on for SQLite, off for Postgres "
         "(production runs `recommender migrate` as its own step).",
     )
-    db_pool_size: int = Field(default=10, ge=1, le=200)
-    db_max_overflow: int = Field(default=5, ge=0, le=200)
+    db_pool_size: int = Field(
+        default=10,
+        ge=1,
+        le=200,
+        description="Postgres connections kept per pool (also the ingest pool's maximum). "
+        "SQLite always uses one.",
+    )
+    db_max_overflow: int = Field(
+        default=5, ge=0, le=200, description="Postgres connections allowed beyond DB_POOL_SIZE."
+    )
     db_pool_timeout_s: float = Field(
         default=2.0, gt=0, le=8, description="Wait for a pooled connection before answering 503."
     )
-    db_connect_timeout_s: float = Field(default=3.0, gt=0, le=8)
-    db_statement_timeout_ms: int = Field(default=5000, ge=100, le=60_000)
+    db_connect_timeout_s: float = Field(
+        default=3.0, gt=0, le=8, description="Seconds to open a Postgres connection."
+    )
+    db_statement_timeout_ms: int = Field(
+        default=5000,
+        ge=100,
+        le=60_000,
+        description="Postgres statement_timeout, in ms; on SQLite, the wait for a lock.",
+    )
 
     # --- Ingestion and outbox ---------------------------------------------------------------
-    max_event_body_bytes: int = Field(default=64 * 1024, ge=1024)
-    max_batch_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
-    max_batch_events: int = Field(default=1000, ge=1, le=10_000)
+    max_event_body_bytes: int = Field(
+        default=64 * 1024,
+        ge=1024,
+        description="Largest request body, in bytes, outside the .../batch routes; larger: 413.",
+    )
+    max_batch_body_bytes: int = Field(
+        default=16 * 1024 * 1024,
+        ge=1024,
+        description="Largest request body, in bytes, of a route ending in /batch; larger: 413.",
+    )
     ingest_group_max_batch: int = Field(
         default=500, ge=1, le=5000, description="Most single events committed together."
     )
     ingest_group_max_in_flight: int = Field(
         default=4, ge=1, le=64, description="Group-commit transactions running at once."
     )
-    relay_batch_size: int = Field(default=500, ge=1, le=10_000)
-    relay_idle_poll_s: float = Field(default=0.2, gt=0, le=10)
+    relay_batch_size: int = Field(
+        default=500, ge=1, le=10_000, description="Most outbox rows published per relay round."
+    )
+    relay_idle_poll_s: float = Field(
+        default=0.2,
+        gt=0,
+        le=10,
+        description="Seconds before an idle relay looks at the outbox again (a commit wakes it "
+        "sooner).",
+    )
     relay_linger_s: float = Field(
         default=0.02,
         ge=0,
         le=1,
         description="After a commit wakes the relay, gather for this long.",
     )
-    relay_max_backoff_s: float = Field(default=10.0, gt=0)
+    relay_max_backoff_s: float = Field(
+        default=10.0, gt=0, description="Longest wait, in seconds, between publish retries."
+    )
     outbox_retention_s: float = Field(
         default=24 * 3600.0, ge=0, description="How long sent outbox rows are kept before deletion."
     )
@@ -129,7 +184,11 @@ class Settings(BaseSettings):
         ge=60,
         description="Redis TTL of a user's features (renewed on write).",
     )
-    features_consumer_group: str = Field(default="interaction-recommender-features", min_length=1)
+    features_consumer_group: str = Field(
+        default="interaction-recommender-features",
+        min_length=1,
+        description="Group of the consumer that updates user features from events.",
+    )
     catalog_consumer_group: str = Field(
         default="interaction-recommender-catalog",
         min_length=1,
@@ -151,7 +210,7 @@ class Settings(BaseSettings):
     label_abandoned: float = Field(default=-0.3, description="A movie left below 25%: negative.")
     label_rating_base: float = Field(default=1.0, description="Every rating (the user watched it).")
     label_rating_slope: float = Field(default=0.25, description="Per star above (below) 3.")
-    label_favorite: float = Field(default=1.0)
+    label_favorite: float = Field(default=1.0, description="A favorite added.")
     label_unfavorite: float = Field(default=-0.5, description="A favorite removed.")
     label_ignored_twice: float = Field(
         default=-0.1,
@@ -178,7 +237,12 @@ class Settings(BaseSettings):
     recommend_budget_s: float = Field(
         default=0.3, gt=0, le=5, description="Redis/DB wait before answering from memory."
     )
-    recommend_cache_ttl_s: int = Field(default=3600, ge=1)
+    recommend_cache_ttl_s: int = Field(
+        default=3600,
+        ge=1,
+        description="Seconds a user's cached recommendation lists live in Redis (renewed on "
+        "write); unused without Redis.",
+    )
     model_poll_s: float = Field(default=5.0, gt=0, le=60, description="Manifest poll interval.")
 
     # --- Feedback loop (docs/feedback.md) ---------------------------------------------------
@@ -191,8 +255,15 @@ class Settings(BaseSettings):
         description="Impressions waiting for their write; beyond it new ones are dropped and "
         "counted (impressions_dropped_total), so that a down database never grows memory.",
     )
-    impression_batch: int = Field(default=1000, ge=1, le=50_000)
-    impression_flush_s: float = Field(default=0.5, gt=0, le=60)
+    impression_batch: int = Field(
+        default=1000,
+        ge=1,
+        le=50_000,
+        description="Most impressions per INSERT; a full batch wakes the writer at once.",
+    )
+    impression_flush_s: float = Field(
+        default=0.5, gt=0, le=60, description="Seconds between writes of buffered impressions."
+    )
     feedback_retention_days: int = Field(
         default=90, ge=1, description="Impressions and feedback older than this are deleted."
     )
@@ -209,7 +280,10 @@ class Settings(BaseSettings):
         "impression counts as implicit feedback for it (attributed once).",
     )
     attribution_consumer_group: str = Field(
-        default="interaction-recommender-attribution", min_length=1
+        default="interaction-recommender-attribution",
+        min_length=1,
+        description="Group of the consumer that attributes events to impressions (implicit "
+        "feedback).",
     )
 
     # --- Catalog ---------------------------------------------------------------------------
@@ -222,11 +296,15 @@ class Settings(BaseSettings):
     movie_service_token: str | None = Field(
         default=None, description="Bearer token for the movie service (anonymous: PUBLIC only)."
     )
-    movie_service_page_size: int = Field(default=100, ge=1, le=1000)
+    movie_service_page_size: int = Field(
+        default=100, ge=1, le=1000, description="Movies asked for per page (the size parameter)."
+    )
     movie_service_attempts: int = Field(
         default=3, ge=1, le=10, description="Tries per page before a sync is incomplete."
     )
-    movie_service_timeout_s: float = Field(default=10.0, gt=0, le=120)
+    movie_service_timeout_s: float = Field(
+        default=10.0, gt=0, le=120, description="Timeout of one movie-service request, in seconds."
+    )
 
     # --- Demo world -------------------------------------------------------------------------
     demo_data: bool | None = Field(
@@ -235,11 +313,21 @@ class Settings(BaseSettings):
         "Default: on in the embedded mode, always off when DATABASE_URL is set.",
     )
     demo_seed: int = Field(default=7, description="Seed of the demo world (same seed, same world).")
-    demo_users: int = Field(default=3000, ge=1, le=1_000_000)
-    demo_movies: int = Field(default=400, ge=1, le=1_000_000)
+    demo_users: int = Field(
+        default=3000, ge=1, le=1_000_000, description="Users in the demo world."
+    )
+    demo_movies: int = Field(
+        default=400, ge=1, le=1_000_000, description="Movies in the demo world."
+    )
 
     # --- Health -----------------------------------------------------------------------------
-    health_probe_timeout_s: float = Field(default=1.0, gt=0, le=5)
+    health_probe_timeout_s: float = Field(
+        default=1.0,
+        gt=0,
+        le=5,
+        description="Seconds each health probe and the readiness check may take; also the Redis "
+        "client's connect and socket timeout.",
+    )
 
     @field_validator("api_tokens", mode="before")
     @classmethod

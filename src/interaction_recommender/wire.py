@@ -17,7 +17,6 @@ from pydantic import (
     StringConstraints,
 )
 from pydantic.alias_generators import to_camel
-from starlette.responses import Response
 
 __all__ = [
     "FreeText",
@@ -30,7 +29,6 @@ __all__ = [
     "check_json_value",
     "check_text",
     "dumps",
-    "json_response",
     "utc_now",
 ]
 
@@ -51,10 +49,6 @@ def _json_default(value: Any) -> Any:
 def dumps(document: Any) -> bytes:
     """The one JSON writer for documents we build by hand: orjson, UTC datetimes with "Z"."""
     return orjson.dumps(document, option=orjson.OPT_UTC_Z, default=_json_default)
-
-
-def json_response(document: Any, status_code: int = 200) -> Response:
-    return Response(dumps(document), status_code=status_code, media_type="application/json")
 
 
 class WireModel(BaseModel):

@@ -18,23 +18,24 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from interaction_recommender.catalog.cache import CatalogMovie
+from interaction_recommender.catalog.movie import CatalogMovie
 from interaction_recommender.events.messages import EventMessage
 from interaction_recommender.events.schemas import EventType
-from interaction_recommender.features import (
+from interaction_recommender.features.codec import decode, encode
+from interaction_recommender.features.document import feature_document
+from interaction_recommender.features.extractor import (
+    apply_events,
+    build_features,
+    mark_dead_lettered,
+)
+from interaction_recommender.features.state import (
     DEFAULT_CONFIG,
     REFERENCE_INSTANT,
     SEEN_COMPLETED,
     SEEN_RATED,
     FeatureConfig,
     UserFeatures,
-    apply_events,
-    build_features,
-    decode,
-    encode,
-    feature_document,
     genre_affinity_at,
-    mark_dead_lettered,
     new_features,
 )
 

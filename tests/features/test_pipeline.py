@@ -14,8 +14,9 @@ from sqlalchemy import func, select, update
 
 from interaction_recommender.bus.base import Message, Record
 from interaction_recommender.features.consumer import FeatureConsumer
-from interaction_recommender.features.model import UserFeatures
 from interaction_recommender.features.snapshot import SnapshotRepository
+from interaction_recommender.features.state import UserFeatures
+from interaction_recommender.outbox.repository import OUTBOX_CHANNEL
 from interaction_recommender.settings import Settings
 from interaction_recommender.storage.tables import dead_letters, outbox, raw_events, user_features
 from tests.fixtures.app import Service, run_service
@@ -204,7 +205,7 @@ async def test_a_relay_republish_changes_nothing(consuming: Service) -> None:
 
     async with consuming.runtime.database.transaction() as conn:
         await conn.execute(update(outbox).values(sent_at=None))  # as if no ack ever came
-    consuming.runtime.relay.notify()
+    consuming.runtime.database.notify(OUTBOX_CHANNEL)
 
     async def republished() -> bool:
         async with consuming.runtime.database.transaction() as conn:

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
+from interaction_recommender.model.artifact import manifest_path, restore_previous
 from interaction_recommender.settings import Settings
-from interaction_recommender.training.artifact import manifest_path, restore_previous
 from tests.fixtures.app import Service, run_service
 from tests.fixtures.contract import assert_error_shape, assert_instant, assert_uuid
 from tests.fixtures.factories import new_id
@@ -150,7 +150,7 @@ async def _model_version_is(service: Service, version: str) -> bool:
 
 def _retrain_into(service: Service, tmp_path: Path, *, version: str) -> None:
     """A new artifact at MODEL_PATH, as `recommender train` would write it."""
-    from interaction_recommender.training.artifact import load_artifact, save_artifact
+    from interaction_recommender.model.artifact import load_artifact, save_artifact
 
     built = train_sample_model(tmp_path / f"build-{version}")
     model, _ = load_artifact(built)

@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from interaction_recommender.catalog.cache import CatalogMovie
+from interaction_recommender.catalog.movie import CatalogMovie
 from interaction_recommender.events.messages import SCHEMA_VERSION, EventMessage
 from interaction_recommender.events.schemas import EventType
 

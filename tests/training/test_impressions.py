@@ -13,9 +13,10 @@ from interaction_recommender.demo.events import world_catalog, world_events
 from interaction_recommender.demo.world import generate_world
 from interaction_recommender.events.messages import EventMessage
 from interaction_recommender.events.schemas import EventType
-from interaction_recommender.features.model import UserFeatures, build_features
+from interaction_recommender.features.extractor import build_features
+from interaction_recommender.features.state import UserFeatures
 from interaction_recommender.feedback.repository import Impression, ImpressionRepository
-from interaction_recommender.recs.labels import LabelWeights
+from interaction_recommender.model.labels import LabelWeights
 from interaction_recommender.settings import Settings
 from interaction_recommender.storage.database import Database
 from interaction_recommender.storage.migrate import migrate

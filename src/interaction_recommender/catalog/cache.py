@@ -10,54 +10,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 import structlog
-from sqlalchemy import Row, text
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from interaction_recommender.catalog.movie import CatalogMovie
 from interaction_recommender.catalog.repository import CatalogRepository
 from interaction_recommender.storage.database import Database
 
-__all__ = ["CatalogCache", "CatalogMovie"]
+__all__ = ["CatalogCache"]
 
 log = structlog.get_logger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class CatalogMovie:
-    movie_id: UUID
-    title: str | None
-    genres: tuple[str, ...]
-    release_year: int | None
-    release_date: date | None
-    duration_minutes: int | None
-    minimum_age: int | None
-    country: str | None
-    available: bool
-    tags: tuple[str, ...]
-    source: str
-    updated_at: datetime
-
-    @classmethod
-    def from_row(cls, row: Row[Any]) -> CatalogMovie:
-        return cls(
-            movie_id=row.movie_id,
-            title=row.title,
-            genres=tuple(row.genres or ()),
-            release_year=row.release_year,
-            release_date=row.release_date,
-            duration_minutes=row.duration_minutes,
-            minimum_age=row.minimum_age,
-            country=row.country,
-            available=row.available,
-            tags=tuple(row.tags or ()),
-            source=row.source,
-            updated_at=row.updated_at,
-        )
 
 
 class CatalogCache:

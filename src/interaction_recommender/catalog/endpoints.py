@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 from pydantic import ValidationError
 
 from interaction_recommender.catalog.messages import movie_document
-from interaction_recommender.catalog.repository import CatalogRepository
 from interaction_recommender.catalog.schemas import (
     Movie,
     MovieBatchItem,
@@ -19,14 +18,16 @@ from interaction_recommender.catalog.schemas import (
     MovieBatchResponse,
     MovieFields,
 )
-from interaction_recommender.catalog.service import upsert_movies
-from interaction_recommender.deps import RuntimeDep, Transaction
+from interaction_recommender.catalog.service import CatalogService
+from interaction_recommender.deps import from_state
 from interaction_recommender.errors import NotFound, validation_details
-from interaction_recommender.wire import json_response
+from interaction_recommender.http import json_response
 
 __all__ = ["router"]
 
 router = APIRouter(tags=["catalog"])
+
+Movies = Annotated[CatalogService, Depends(from_state("movies"))]
 
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No movie with this id."}}
 
@@ -40,22 +41,16 @@ def _json(document: Any) -> Response:
     response_model=Movie,
     summary="Create a movie or merge fields into it (absent and null fields are left unchanged)",
 )
-async def put_movie(
-    movie_id: UUID, fields: MovieFields, conn: Transaction, runtime: RuntimeDep
-) -> Response:
-    await upsert_movies(
-        conn, [(movie_id, fields)], source="api", topic=runtime.topics.movie_catalog
-    )
-    (row,) = await CatalogRepository(conn).get_many([movie_id])
-    return _json(movie_document(row))
+async def put_movie(movie_id: UUID, fields: MovieFields, movies: Movies) -> Response:
+    return _json(movie_document(await movies.put(movie_id, fields)))
 
 
 @router.get("/movies/{movie_id}", response_model=Movie, responses=_NOT_FOUND, summary="One movie")
-async def get_movie(movie_id: UUID, conn: Transaction) -> Response:
-    rows = await CatalogRepository(conn).get_many([movie_id])
-    if not rows:
+async def get_movie(movie_id: UUID, movies: Movies) -> Response:
+    row = await movies.get(movie_id)
+    if row is None:
         raise NotFound("No movie with this id.")
-    return _json(movie_document(rows[0]))
+    return _json(movie_document(row))
 
 
 @router.post(
@@ -65,7 +60,7 @@ async def get_movie(movie_id: UUID, conn: Transaction) -> Response:
     summary="Create or merge up to 5,000 movies",
     description="Invalid items are rejected one by one; valid ones are merged in one transaction.",
 )
-async def put_movies(body: MovieBatchRequest, conn: Transaction, runtime: RuntimeDep) -> Response:
+async def put_movies(body: MovieBatchRequest, movies: Movies) -> Response:
     results: list[dict[str, Any]] = []
     valid: list[tuple[UUID, MovieFields]] = []
     for index, raw in enumerate(body.movies):
@@ -79,7 +74,7 @@ async def put_movies(body: MovieBatchRequest, conn: Transaction, runtime: Runtim
             continue
         valid.append((item.movie_id, item))
         results.append({"index": index, "movieId": item.movie_id, "status": "upserted"})
-    await upsert_movies(conn, valid, source="api", topic=runtime.topics.movie_catalog)
+    await movies.put_many(valid)
     upserted = len(valid)
     return _json({"results": results, "upserted": upserted, "rejected": len(results) - upserted})
 

@@ -1,21 +1,49 @@
-"""Catalog writes. Each runs in the caller's transaction and writes a `movie_catalog` message for
-every movie it created or changed (outbox, same transaction), so other processes and consumers
-hear about exactly the changes that committed."""
+"""Catalog writes. Each function runs in the caller's transaction and writes a `movie_catalog`
+message for every movie it created or changed (outbox, same transaction), so other processes and
+consumers hear about exactly the changes that committed. ``CatalogService`` is the routes' unit
+of work around them."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 from uuid import UUID
 
+from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from interaction_recommender.catalog.messages import CatalogChange, catalog_messages
 from interaction_recommender.catalog.repository import CatalogRepository
 from interaction_recommender.catalog.schemas import MovieFields, MovieSource
 from interaction_recommender.outbox.repository import OutboxRepository
+from interaction_recommender.storage.database import Database
 from interaction_recommender.wire import utc_now
 
-__all__ = ["create_placeholders", "hide_unlisted", "upsert_movies"]
+__all__ = ["CatalogService", "create_placeholders", "hide_unlisted", "upsert_movies"]
+
+
+class CatalogService:
+    """The catalog routes: one transaction per call."""
+
+    def __init__(self, database: Database, *, topic: str) -> None:
+        self._database = database
+        self._topic = topic
+
+    async def put(self, movie_id: UUID, fields: MovieFields) -> Row[Any]:
+        """Merge ``fields`` into the movie (created if new); the stored row."""
+        async with self._database.transaction() as conn:
+            await upsert_movies(conn, [(movie_id, fields)], source="api", topic=self._topic)
+            (row,) = await CatalogRepository(conn).get_many([movie_id])
+        return row
+
+    async def put_many(self, items: Sequence[tuple[UUID, MovieFields]]) -> None:
+        async with self._database.transaction() as conn:
+            await upsert_movies(conn, items, source="api", topic=self._topic)
+
+    async def get(self, movie_id: UUID) -> Row[Any] | None:
+        async with self._database.transaction() as conn:
+            rows = await CatalogRepository(conn).get_many([movie_id])
+        return rows[0] if rows else None
 
 
 async def upsert_movies(

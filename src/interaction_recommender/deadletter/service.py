@@ -1,4 +1,5 @@
-"""Recording dead letters and replaying them, in the caller's transaction (outbox writes)."""
+"""Recording dead letters and replaying them, in the caller's transaction (outbox writes);
+``DeadLetterService`` is the admin routes' unit of work around them."""
 
 from __future__ import annotations
 
@@ -11,11 +12,33 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from interaction_recommender.deadletter.repository import DeadLetter, DeadLetterRepository
 from interaction_recommender.outbox.repository import OutboxMessage, OutboxRepository
+from interaction_recommender.storage.database import Database
 from interaction_recommender.wire import dumps, utc_now
 
-__all__ = ["SCHEMA_VERSION", "dead_letter_document", "record", "replay"]
+__all__ = ["SCHEMA_VERSION", "DeadLetterService", "dead_letter_document", "record", "replay"]
 
 SCHEMA_VERSION = 1
+
+
+class DeadLetterService:
+    """GET /admin/dlq and POST /admin/dlq/replay: one transaction per call."""
+
+    def __init__(self, database: Database) -> None:
+        self._database = database
+
+    async def listing(self, *, pending_only: bool, limit: int) -> dict[str, Any]:
+        async with self._database.transaction() as conn:
+            repo = DeadLetterRepository(conn)
+            rows = await repo.recent(pending_only=pending_only, limit=limit)
+            pending = await repo.count_pending()
+        return {
+            "deadLetters": [dead_letter_document(row) for row in rows],
+            "pendingCount": pending,
+        }
+
+    async def replay(self, ids: Sequence[int] | None) -> list[int]:
+        async with self._database.transaction() as conn:
+            return await replay(conn, ids)
 
 
 async def record(conn: AsyncConnection, letters: Sequence[DeadLetter], *, dlq_topic: str) -> None:
@@ -34,7 +57,7 @@ async def record(conn: AsyncConnection, letters: Sequence[DeadLetter], *, dlq_to
 
 async def replay(conn: AsyncConnection, ids: Sequence[int] | None) -> list[int]:
     """Re-inject the original messages (same key and value) into their topic and mark them
-    replayed; the consumer applies each exactly once (features/model.py: dead-lettered
+    replayed; the consumer applies each exactly once (features/extractor.py: dead-lettered
     sequences). Returns the ids replayed."""
     repo = DeadLetterRepository(conn)
     letters = await repo.pending(ids)

@@ -7,7 +7,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from interaction_recommender.catalog.cache import CatalogMovie
+from interaction_recommender.catalog.movie import CatalogMovie
 from interaction_recommender.catalog.schemas import MovieBatchItem
 from interaction_recommender.demo.world import World
 from interaction_recommender.events.messages import SCHEMA_VERSION, EventMessage

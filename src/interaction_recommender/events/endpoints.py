@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 
-from interaction_recommender.deps import RuntimeDep
+from interaction_recommender.deps import from_state
 from interaction_recommender.events.schemas import (
     BatchRequest,
     BatchResponse,
@@ -23,19 +23,21 @@ from interaction_recommender.events.schemas import (
     WireEvent,
     parse_batch_item,
 )
+from interaction_recommender.events.service import EventIngest
 from interaction_recommender.events.store import IngestOutcome
-from interaction_recommender.wire import json_response
+from interaction_recommender.http import json_response
 
 __all__ = ["router"]
 
 router = APIRouter(tags=["events"])
 
+Ingest = Annotated[EventIngest, Depends(from_state("ingest"))]
+
 
 async def _ingest_one(
-    event_type: EventType, event: WireEvent, runtime: RuntimeDep
+    event_type: EventType, event: WireEvent, ingest: EventIngest
 ) -> EventResponse:
-    outcome = await runtime.single_events.ingest(NewEvent.from_wire(event_type, event))
-    runtime.relay.notify()
+    outcome = await ingest.one(NewEvent.from_wire(event_type, event))
     return EventResponse(
         request_id=outcome.event.request_id,
         event_id=outcome.event.event_id,
@@ -45,23 +47,23 @@ async def _ingest_one(
 
 
 @router.post("/events/watch", summary="Track a watch (progress) event")
-async def track_watch(event: WatchEvent, runtime: RuntimeDep) -> EventResponse:
-    return await _ingest_one(EventType.WATCH, event, runtime)
+async def track_watch(event: WatchEvent, ingest: Ingest) -> EventResponse:
+    return await _ingest_one(EventType.WATCH, event, ingest)
 
 
 @router.post("/events/search", summary="Track a search event")
-async def track_search(event: SearchEvent, runtime: RuntimeDep) -> EventResponse:
-    return await _ingest_one(EventType.SEARCH, event, runtime)
+async def track_search(event: SearchEvent, ingest: Ingest) -> EventResponse:
+    return await _ingest_one(EventType.SEARCH, event, ingest)
 
 
 @router.post("/events/rating", summary="Track a rating event")
-async def track_rating(event: RatingEvent, runtime: RuntimeDep) -> EventResponse:
-    return await _ingest_one(EventType.RATING, event, runtime)
+async def track_rating(event: RatingEvent, ingest: Ingest) -> EventResponse:
+    return await _ingest_one(EventType.RATING, event, ingest)
 
 
 @router.post("/events/favorite", summary="Track a favorite add/remove event")
-async def track_favorite(event: FavoriteEvent, runtime: RuntimeDep) -> EventResponse:
-    return await _ingest_one(EventType.FAVORITE, event, runtime)
+async def track_favorite(event: FavoriteEvent, ingest: Ingest) -> EventResponse:
+    return await _ingest_one(EventType.FAVORITE, event, ingest)
 
 
 @router.post(
@@ -72,7 +74,7 @@ async def track_favorite(event: FavoriteEvent, runtime: RuntimeDep) -> EventResp
     description="Invalid items are rejected one by one; every valid item is committed in one "
     "transaction. A request id repeated inside the batch is a duplicate after its first use.",
 )
-async def track_batch(body: BatchRequest, runtime: RuntimeDep) -> Response:
+async def track_batch(body: BatchRequest, ingest: Ingest) -> Response:
     results: list[dict[str, Any] | None] = [None] * len(body.events)
     valid: list[tuple[int, NewEvent]] = []
     for index, raw in enumerate(body.events):
@@ -81,10 +83,7 @@ async def track_batch(body: BatchRequest, runtime: RuntimeDep) -> Response:
             valid.append((index, parsed))
         else:
             results[index] = _rejected(index, raw, parsed)
-    outcomes = await runtime.events.ingest(
-        [event for _, event in valid], topic=runtime.topics.interaction_events
-    )
-    runtime.relay.notify()
+    outcomes = await ingest.many([event for _, event in valid])
     for (index, _), outcome in zip(valid, outcomes, strict=True):
         results[index] = _item_result(index, outcome)
     statuses = [r["status"] for r in results if r is not None]

@@ -33,17 +33,16 @@ from interaction_recommender.catalog.cache import CatalogCache
 from interaction_recommender.deadletter.repository import DeadLetter
 from interaction_recommender.deadletter.service import record as record_dead_letters
 from interaction_recommender.events.messages import EventMessage, decode_event_message
-from interaction_recommender.features.model import (
+from interaction_recommender.features.codec import encode
+from interaction_recommender.features.document import feature_document
+from interaction_recommender.features.extractor import apply_events, mark_dead_lettered
+from interaction_recommender.features.snapshot import SnapshotRepository
+from interaction_recommender.features.state import (
     DEFAULT_CONFIG,
     FeatureConfig,
     UserFeatures,
-    apply_events,
-    encode,
-    feature_document,
-    mark_dead_lettered,
     new_features,
 )
-from interaction_recommender.features.snapshot import SnapshotRepository
 from interaction_recommender.features.store import FeatureStore
 from interaction_recommender.storage.database import Database
 from interaction_recommender.wire import dumps

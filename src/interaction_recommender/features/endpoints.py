@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 
-from interaction_recommender.deps import RuntimeDep
-from interaction_recommender.features.model import feature_document
-from interaction_recommender.wire import UtcTimestamp, WireModel, utc_now
+from interaction_recommender.deps import from_state
+from interaction_recommender.features.document import feature_document
+from interaction_recommender.features.schemas import FeatureRefreshResponse, UserFeaturesResponse
+from interaction_recommender.features.service import FeatureService
+from interaction_recommender.wire import utc_now
 
 __all__ = ["router"]
 
@@ -19,24 +21,12 @@ _NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No events f
 _MIN_DAYS, _MAX_DAYS = 1, 365
 
 
-class UserFeaturesResponse(WireModel):
-    user_id: UUID
-    features: dict[str, Any]
-    version: int
-    updated_at: UtcTimestamp
-
-
-class FeatureRefreshResponse(WireModel):
-    user_id: UUID
-    status: str
-    feature_count: int
-    version: int
-    refreshed_at: UtcTimestamp
+Features = Annotated[FeatureService, Depends(from_state("features"))]
 
 
 @router.get("/features/{user_id}", responses=_NOT_FOUND, summary="A user's features")
-async def get_features(user_id: UUID, runtime: RuntimeDep) -> UserFeaturesResponse:
-    features = await runtime.features.get(user_id)
+async def get_features(user_id: UUID, service: Features) -> UserFeaturesResponse:
+    features = await service.get(user_id)
     now = utc_now()
     return UserFeaturesResponse(
         user_id=user_id,
@@ -53,11 +43,13 @@ async def get_features(user_id: UUID, runtime: RuntimeDep) -> UserFeaturesRespon
 )
 async def refresh_features(
     user_id: UUID,
-    runtime: RuntimeDep,
-    days_back: int = Query(default=90, description="Clamped to 1..365 (contract.md: lenient)."),
+    service: Features,
+    days_back: int = Query(
+        default=90, description="Clamped to 1..365 (docs/contract.md: lenient)."
+    ),
 ) -> FeatureRefreshResponse:
     days = min(max(days_back, _MIN_DAYS), _MAX_DAYS)
-    features = await runtime.features.refresh(user_id, days)
+    features = await service.refresh(user_id, days)
     return FeatureRefreshResponse(
         user_id=user_id,
         status="refreshed",

@@ -13,14 +13,14 @@ from interaction_recommender.events.queries import (
     user_has_events,
     user_max_sequence,
 )
-from interaction_recommender.features.model import (
+from interaction_recommender.features.extractor import build_features
+from interaction_recommender.features.snapshot import SnapshotRepository
+from interaction_recommender.features.state import (
     DEFAULT_CONFIG,
     FeatureConfig,
     UserFeatures,
-    build_features,
     new_features,
 )
-from interaction_recommender.features.snapshot import SnapshotRepository
 from interaction_recommender.features.store import FeatureStore
 from interaction_recommender.storage.database import Database
 from interaction_recommender.wire import utc_now

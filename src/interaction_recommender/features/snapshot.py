@@ -10,7 +10,8 @@ from sqlalchemy import Integer, bindparam, delete, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from interaction_recommender.features.model import UserFeatures, decode, encode
+from interaction_recommender.features.codec import decode, encode
+from interaction_recommender.features.state import UserFeatures
 from interaction_recommender.storage.tables import erased_users, user_features
 
 __all__ = ["SnapshotRepository"]

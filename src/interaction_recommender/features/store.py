@@ -3,7 +3,7 @@ the same protocol and pass the same tests (tests/features/test_store.py).
 
 Redis key layout (docs/features.md): one string key per user,
 ``{REDIS_KEY_PREFIX}features:{userId}``; value = the version as 20 ASCII digits, then the compact
-encoding of features/model.py; TTL FEATURES_TTL_S, renewed on every write. A write replaces the
+encoding of features/codec.py; TTL FEATURES_TTL_S, renewed on every write. A write replaces the
 value only if its version is newer (checked atomically in a Lua script), so two consumers that
 both hold a user for a moment during a rebalance cannot put an older version back. An erased
 user's key holds the tombstone ``erased`` (same TTL), which no write replaces.
@@ -15,7 +15,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 from uuid import UUID
 
-from interaction_recommender.features.model import UserFeatures, decode, encode
+from interaction_recommender.features.codec import decode, encode
+from interaction_recommender.features.state import UserFeatures
 
 __all__ = ["FeatureStore", "MemoryFeatureStore", "RedisFeatureStore"]
 

@@ -4,56 +4,31 @@ with its `model_feedback` message in one transaction (the outbox publishes it af
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import uuid
 from datetime import datetime, timedelta
-from typing import Annotated, Literal
-from uuid import UUID
+from typing import Any
 
-from pydantic import AfterValidator, Field
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from interaction_recommender import metrics
+from interaction_recommender.catalog.cache import CatalogCache
 from interaction_recommender.feedback.impressions import ImpressionLog
 from interaction_recommender.feedback.messages import feedback_message
+from interaction_recommender.feedback.online import outcomes, summarize
 from interaction_recommender.feedback.repository import (
     FeedbackRepository,
     FeedbackRow,
     Impression,
     ImpressionRepository,
 )
+from interaction_recommender.feedback.schemas import FeedbackRequest
 from interaction_recommender.outbox.repository import OutboxRepository
 from interaction_recommender.storage.database import Database
-from interaction_recommender.wire import Instant, WireModel, check_text, dumps, utc_now
+from interaction_recommender.wire import utc_now
 
-__all__ = ["MAX_IMPRESSIONS", "FeedbackRequest", "FeedbackService"]
+__all__ = ["FeedbackService"]
 
-MAX_IMPRESSIONS = 500
-_JAVA_INT_MAX = 2**31 - 1
 _CLOCK_SKEW = timedelta(minutes=5)  # a caller's clock may run ahead of ours
-
-ShortText = Annotated[str, Field(max_length=200), AfterValidator(check_text)]
-
-
-class FeedbackRequest(WireModel):
-    user_id: UUID
-    model_version: ShortText | None = None
-    impression_list: list[UUID] = Field(default_factory=list, max_length=MAX_IMPRESSIONS)
-    clicked_item_id: UUID | None = None
-    watch_time_sec: int | None = Field(default=None, ge=0, le=_JAVA_INT_MAX)
-    timestamp: Instant | None = None
-    context: ShortText | None = None  # free text, never checked against a list
-    request_id: UUID | None = None
-    recommendation_id: UUID | None = None
-    action: Literal["click", "watch", "dismiss", "like"] | None = None
-
-    def dedupe_key(self) -> str:
-        """The requestId when given; otherwise a hash of the whole content, so that a retry of
-        the same body is recognised (and a different body is not)."""
-        if self.request_id is not None:
-            return f"r:{self.request_id}"
-        content = self.model_dump(mode="json", exclude={"request_id"})
-        return "h:" + hashlib.sha256(dumps(content)).hexdigest()
 
 
 class FeedbackService:
@@ -61,12 +36,14 @@ class FeedbackService:
         self,
         database: Database,
         impressions: ImpressionLog | None,
+        catalog: CatalogCache,
         *,
         topic: str,
         join_window_s: int,
     ) -> None:
         self._database = database
         self._impressions = impressions
+        self._catalog = catalog
         self._topic = topic
         self._join_window = timedelta(seconds=join_window_s)
 
@@ -94,6 +71,26 @@ class FeedbackService:
             )
         metrics.FEEDBACK.labels("explicit", join).inc()
         return row, "recorded"
+
+    async def online_metrics(
+        self, since: datetime | None, *, context: str | None, model_version: str | None
+    ) -> dict[str, Any]:
+        """GET /metrics/online: the impressions shown since ``since`` (default: the last day),
+        joined with their feedback, summarised per context and model version."""
+        now = utc_now()
+        start = since or now - timedelta(days=1)
+        if self._impressions is not None and self._impressions.pending:
+            await self._impressions.flush()
+        async with self._database.transaction() as conn:
+            shown = await ImpressionRepository(conn).shown_since(
+                start, context=context, model_version=model_version
+            )
+            rows = await FeedbackRepository(conn).for_impressions(
+                [i.recommendation_id for i in shown]
+            )
+        available = sum(1 for movie in self._catalog.movies() if movie.available)
+        groups = summarize(outcomes(shown, rows), available)
+        return {"since": start, "until": now, "groups": groups}
 
     async def _join(
         self, conn: AsyncConnection, request: FeedbackRequest, at: datetime

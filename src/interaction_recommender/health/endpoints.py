@@ -2,36 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 
 from interaction_recommender import __version__
+from interaction_recommender.deps import from_state
 from interaction_recommender.health.probes import ComponentHealth, HealthChecker, overall
-from interaction_recommender.wire import UtcTimestamp, WireModel, utc_now
+from interaction_recommender.health.schemas import Component, HealthResponse
+from interaction_recommender.wire import utc_now
 
 __all__ = ["HealthResponse", "router"]
 
 router = APIRouter(tags=["health"])
 
 
-class Component(WireModel):
-    status: Literal["healthy", "degraded", "unhealthy", "disabled"]
-    latency_ms: float
-    message: str
-
-
-class HealthResponse(WireModel):
-    status: Literal["healthy", "degraded", "unhealthy"]
-    version: str
-    timestamp: UtcTimestamp
-    components: dict[str, Component]
-
-
-def _checker(request: Request) -> HealthChecker:
-    checker: HealthChecker = request.app.state.health
-    return checker
+Health = Annotated[HealthChecker, Depends(from_state("health"))]
 
 
 def _render(
@@ -61,8 +48,8 @@ _RESPONSES: dict[int | str, dict[str, object]] = {
 @router.get(
     "/health", response_model=HealthResponse, responses=_RESPONSES, summary="Full health check"
 )
-async def health(request: Request) -> Response:
-    components = await _checker(request).check()
+async def health(checker: Health) -> Response:
+    components = await checker.check()
     return _render(overall(components), components)
 
 
@@ -77,7 +64,7 @@ async def live() -> Response:
     responses={503: {"model": HealthResponse, "description": "Not ready yet."}},
     summary="Readiness: migrations applied and the database answers",
 )
-async def ready(request: Request) -> Response:
-    ok, message = await _checker(request).ready()
+async def ready(checker: Health) -> Response:
+    ok, message = await checker.ready()
     status: Literal["healthy", "unhealthy"] = "healthy" if ok else "unhealthy"
     return _render(status, {"database": ComponentHealth(status, 0.0, message)})

@@ -28,7 +28,7 @@ from tenacity import (
 
 from interaction_recommender import metrics
 from interaction_recommender.bus.base import Bus, Message
-from interaction_recommender.outbox.repository import OutboxRepository
+from interaction_recommender.outbox.repository import OUTBOX_CHANNEL, OutboxRepository
 from interaction_recommender.storage.database import Database
 
 __all__ = ["OutboxRelay", "RelayState"]
@@ -72,10 +72,7 @@ class OutboxRelay:
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.state = RelayState()
-
-    def notify(self) -> None:
-        """New outbox rows were committed: publish them now instead of at the next poll."""
-        self._wake.set()
+        database.listen(OUTBOX_CHANNEL, self._wake.set)  # rows committed: publish them now
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="outbox-relay")

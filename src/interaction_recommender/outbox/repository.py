@@ -9,9 +9,14 @@ from datetime import datetime
 from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from interaction_recommender.storage.database import notify_after_commit
 from interaction_recommender.storage.tables import outbox
 
-__all__ = ["ClaimedMessage", "OutboxMessage", "OutboxRepository"]
+__all__ = ["OUTBOX_CHANNEL", "ClaimedMessage", "OutboxMessage", "OutboxRepository"]
+
+OUTBOX_CHANNEL = "outbox"
+"""Post-commit notification (storage/database.py) of every transaction that wrote outbox rows:
+the relay listens to it and publishes at once instead of at its next idle poll."""
 
 # (namespace, key) of the advisory lock that makes one relay active at a time (Postgres only).
 _RELAY_LOCK = (2, 0)
@@ -49,6 +54,7 @@ class OutboxRepository:
                 for m in messages
             ],
         )
+        notify_after_commit(self._conn, OUTBOX_CHANNEL)
 
     async def try_become_relay(self) -> bool:
         """Only one relay publishes at a time (lock held until this transaction ends), so

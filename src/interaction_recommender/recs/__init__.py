@@ -1,3 +1,3 @@
-"""Recommendations: a trained model (model.py), the catalog seen through it (catalog_view.py) and
-the pure engine (engine.py) that turns a user's features and a context into ranked movies with
-reasons."""
+"""Serving recommendations: the model a process serves (registry.py), hydration and the list
+cache (hydration.py), the request flow with its budget and fallbacks (service.py) and the routes.
+The engine itself lives in model/."""

@@ -2,37 +2,31 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from interaction_recommender.deps import RuntimeDep, get_runtime, require_admin
+from interaction_recommender.deps import SettingsDep, from_state, require_admin
 from interaction_recommender.errors import Unprocessable
-from interaction_recommender.recs.context import parse_context
-from interaction_recommender.training.artifact import ArtifactError
-from interaction_recommender.wire import UtcTimestamp, WireModel, utc_now
+from interaction_recommender.model.artifact import ArtifactError
+from interaction_recommender.model.context import parse_context
+from interaction_recommender.recs.registry import ModelRegistry
+from interaction_recommender.recs.schemas import (
+    RecommendationResponse,
+    RecommendedMovie,
+    ReloadResponse,
+)
+from interaction_recommender.recs.service import RecommendationService
+from interaction_recommender.wire import utc_now
 
 __all__ = ["router"]
 
 router = APIRouter(tags=["recommendations"])
 
 
-class RecommendedMovie(WireModel):
-    movie_id: UUID
-    score: float
-    reasons: list[str]
-
-
-class RecommendationResponse(WireModel):
-    user_id: UUID
-    model_version: str
-    cached: bool
-    recommendations: list[RecommendedMovie]
-    generated_at: UtcTimestamp
-    context: str
-    recommendation_id: UUID
-    policy: str
+Recommendations = Annotated[RecommendationService, Depends(from_state("recommendations"))]
+Registry = Annotated[ModelRegistry, Depends(from_state("registry"))]
 
 
 @router.get(
@@ -43,7 +37,7 @@ class RecommendationResponse(WireModel):
 )
 async def get_recommendations(
     user_id: UUID,
-    runtime: RuntimeDep,
+    recommendations: Recommendations,
     k: int = Query(default=20, ge=1, description="How many; values above the maximum are clamped."),
     context: str = Query(default="home", max_length=200),
     movie_id: UUID | None = Query(default=None, alias="movieId", description="For `detail`."),
@@ -56,8 +50,7 @@ async def get_recommendations(
             "context similar:/detail: needs a movie UUID",
             details=[{"field": "query.context", "message": "not a UUID", "type": "uuid_parsing"}],
         ) from None
-    k = min(k, runtime.settings.recommend_max_k)
-    answer = await runtime.recommendations.recommend(user_id, parsed, k)
+    answer = await recommendations.recommend(user_id, parsed, k)
     return RecommendationResponse(
         user_id=user_id,
         model_version=answer.model_version,
@@ -73,8 +66,7 @@ async def get_recommendations(
 
 
 @router.get("/model/info", summary="The model this process serves, and how it was trained")
-async def model_info(runtime: RuntimeDep) -> dict[str, Any]:
-    registry = runtime.registry
+async def model_info(registry: Registry) -> dict[str, Any]:
     loaded = registry.current
     if loaded is None:
         return {
@@ -105,18 +97,10 @@ async def model_info(runtime: RuntimeDep) -> dict[str, Any]:
     }
 
 
-async def _reload_guard(request: Request) -> None:
+async def _reload_guard(request: Request, settings: SettingsDep) -> None:
     """ADMIN_TOKEN when it is set; open otherwise (the route takes no path from the caller)."""
-    runtime = await get_runtime(request)
-    if runtime.settings.admin_token is not None:
-        await require_admin(request)
-
-
-class ReloadResponse(WireModel):
-    status: str
-    previous_version: str | None
-    new_version: str | None
-    reloaded_at: UtcTimestamp
+    if settings.admin_token is not None:
+        await require_admin(request, settings)
 
 
 @router.post(
@@ -125,9 +109,9 @@ class ReloadResponse(WireModel):
     summary="Reload MODEL_PATH now (every process also polls it)",
     responses={422: {"description": "The artifact was rejected; the current model keeps serving."}},
 )
-async def reload_model(runtime: RuntimeDep) -> ReloadResponse:
+async def reload_model(registry: Registry) -> ReloadResponse:
     try:
-        result = await runtime.registry.reload()
+        result = await registry.reload()
     except ArtifactError as exc:
         raise Unprocessable(f"The model was rejected: {exc}") from None
     return ReloadResponse(

@@ -20,7 +20,8 @@ from uuid import UUID
 
 import orjson
 
-from interaction_recommender.features.model import UserFeatures, decode
+from interaction_recommender.features.codec import decode
+from interaction_recommender.features.state import UserFeatures
 from interaction_recommender.features.store import MemoryFeatureStore
 
 __all__ = ["CachedList", "Hydrated", "Hydrator", "MemoryHydrator", "RedisHydrator"]

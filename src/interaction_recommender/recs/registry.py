@@ -1,7 +1,7 @@
 """The model a process serves: loaded, verified, warmed up, swapped atomically; and the catalog
 view that goes with it.
 
-- Load = manifest → sha256 and schema → unpickle → type/shape checks (training/artifact.py) →
+- Load = manifest → sha256 and schema → unpickle → type/shape checks (model/artifact.py) →
   warm-up (one real call of the engine) → swap: requests read ``registry.current`` once, so a
   request in flight keeps the model it started with and no request fails during a swap.
 - A broken, truncated or mismatched artifact is rejected and the current model keeps serving.
@@ -31,12 +31,12 @@ import structlog
 from interaction_recommender import metrics
 from interaction_recommender.catalog.cache import CatalogCache
 from interaction_recommender.events.queries import recent_movie_counts
-from interaction_recommender.recs.catalog_view import CatalogView, build_catalog_view
-from interaction_recommender.recs.context import Context
-from interaction_recommender.recs.engine import recommend
-from interaction_recommender.recs.model import RecommenderModel, popularity_model
+from interaction_recommender.model.arrays import RecommenderModel, popularity_model
+from interaction_recommender.model.artifact import ArtifactError, load_artifact, read_manifest
+from interaction_recommender.model.catalog_view import CatalogView, build_catalog_view
+from interaction_recommender.model.context import Context
+from interaction_recommender.model.engine import recommend
 from interaction_recommender.storage.database import Database
-from interaction_recommender.training.artifact import ArtifactError, load_artifact, read_manifest
 
 __all__ = ["LoadedModel", "ModelRegistry", "ReloadResult"]
 

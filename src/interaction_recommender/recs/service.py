@@ -25,8 +25,8 @@ from interaction_recommender import metrics
 from interaction_recommender.catalog.cache import CatalogCache
 from interaction_recommender.feedback.impressions import ImpressionLog
 from interaction_recommender.feedback.repository import Impression
-from interaction_recommender.recs.context import Context
-from interaction_recommender.recs.engine import EngineSettings, Recommendation, recommend
+from interaction_recommender.model.context import Context
+from interaction_recommender.model.engine import EngineSettings, Recommendation, recommend
 from interaction_recommender.recs.hydration import CachedList, Hydrated, Hydrator
 from interaction_recommender.recs.registry import LoadedModel, ModelRegistry
 from interaction_recommender.wire import utc_now
@@ -57,10 +57,12 @@ class RecommendationService:
         catalog: CatalogCache,
         *,
         budget_s: float,
+        max_k: int,
         engine: EngineSettings,
         impressions: ImpressionLog | None = None,
     ) -> None:
         self._registry = registry
+        self._max_k = max_k
         self._hydrator = hydrator
         self._catalog = catalog
         self._budget_s = budget_s
@@ -69,7 +71,9 @@ class RecommendationService:
         self._background: set[asyncio.Task[None]] = set()
 
     async def recommend(self, user_id: UUID, context: Context, k: int) -> Answer:
+        """The best ``k`` (clamped to RECOMMEND_MAX_K) for the user in this context."""
         started = time.perf_counter()
+        k = min(k, self._max_k)
         loaded = self._registry.serving()
         slot = f"{context.kind}:{context.movie_id or ''}|{k}"
         try:

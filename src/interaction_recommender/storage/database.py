@@ -1,10 +1,13 @@
-"""The engine, built once per process, and the transaction a request owns."""
+"""The engine, built once per process; the unit of work (``transaction()``); and post-commit
+notifications: a write marks its transaction with a channel (``notify_after_commit``), and the
+channel's listeners run once that transaction has committed (never after a rollback)."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections import defaultdict
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -17,7 +20,17 @@ from sqlalchemy.pool import ConnectionPoolEntry
 
 from interaction_recommender.settings import Settings
 
-__all__ = ["Database"]
+__all__ = ["Database", "notify_after_commit"]
+
+_CHANNELS = "interaction_recommender.after_commit"
+"""Key in the connection's info dict: the channels the open transaction will notify."""
+
+
+def notify_after_commit(conn: AsyncConnection, channel: str) -> None:
+    """Once the transaction of ``conn`` (opened by ``Database.transaction``) commits, call the
+    listeners of ``channel`` (in this process). Calling it twice in one transaction notifies once.
+    """
+    conn.info.setdefault(_CHANNELS, set()).add(channel)
 
 
 def _json_dumps(value: Any) -> str:
@@ -32,6 +45,7 @@ class Database:
         self._settings = settings
         self._driver_pool: asyncpg.Pool | None = None
         self._driver_pool_lock = asyncio.Lock()
+        self._listeners: defaultdict[str, list[Callable[[], None]]] = defaultdict(list)
         url = settings.effective_database_url
         self.dialect = "sqlite" if url.startswith("sqlite") else "postgresql"
         common: dict[str, Any] = {
@@ -100,10 +114,27 @@ class Database:
                     )
         return self._driver_pool
 
+    def listen(self, channel: str, listener: Callable[[], None]) -> None:
+        """Call ``listener`` after every commit that notifies ``channel`` (it must not block)."""
+        self._listeners[channel].append(listener)
+
+    def notify(self, channel: str) -> None:
+        """For writes that commit outside ``transaction()`` (the asyncpg hot path): tell the
+        channel's listeners now; call only after the commit."""
+        for listener in self._listeners.get(channel, ()):
+            listener()
+
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
+        """The unit of work: committed when the block ends, rolled back if it raises. The
+        connection's info outlives the checkout (pooled), so channels left behind by a
+        rolled-back transaction are dropped first."""
         async with self.engine.begin() as conn:
+            conn.info.pop(_CHANNELS, None)
             yield conn
+            channels = conn.info.pop(_CHANNELS, ())
+        for channel in channels:
+            self.notify(channel)
 
     async def ping(self) -> float:
         """Round-trip time of a trivial query, in milliseconds."""

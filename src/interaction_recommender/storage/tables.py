@@ -113,7 +113,7 @@ movies = Table(
 )
 
 # Durable snapshot of each user's features (Redis is the online copy). `version` increases by one
-# per write and guards concurrent writers (compare-and-set); `data` is features/model.py's
+# per write and guards concurrent writers (compare-and-set); `data` is features/codec.py's
 # compact encoding; `watermark` is the highest event sequence applied (exactly-once effect).
 user_features = Table(
     "user_features",

@@ -1,5 +1,5 @@
 """Training data: stored events -> each user's features (the same pure extraction the stream
-uses) -> implicit-feedback labels (recs/labels.py) -> a sparse user x item matrix.
+uses) -> implicit-feedback labels (model/labels.py) -> a sparse user x item matrix.
 
 The time-ordered holdout keeps each user's last events apart: the model is trained on what the
 user did first and judged on what they did next.
@@ -17,10 +17,11 @@ import numpy as np
 import numpy.typing as npt
 from scipy import sparse
 
-from interaction_recommender.catalog.cache import CatalogMovie
+from interaction_recommender.catalog.movie import CatalogMovie
 from interaction_recommender.events.messages import EventMessage
-from interaction_recommender.features.model import UserFeatures, build_features
-from interaction_recommender.recs.labels import LabelWeights, user_labels
+from interaction_recommender.features.extractor import build_features
+from interaction_recommender.features.state import UserFeatures
+from interaction_recommender.model.labels import LabelWeights, user_labels
 
 __all__ = [
     "Holdout",

@@ -27,13 +27,13 @@ from implicit.cpu.als import AlternatingLeastSquares
 from scipy import sparse
 from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
-from interaction_recommender.catalog.cache import CatalogMovie
-from interaction_recommender.features.model import UserFeatures
-from interaction_recommender.recs.catalog_view import build_catalog_view
-from interaction_recommender.recs.context import Context
-from interaction_recommender.recs.engine import EngineSettings, candidate_rows
-from interaction_recommender.recs.labels import LabelWeights
-from interaction_recommender.recs.model import FEATURE_NAMES, LinearRanker, RecommenderModel
+from interaction_recommender.catalog.movie import CatalogMovie
+from interaction_recommender.features.state import UserFeatures
+from interaction_recommender.model.arrays import FEATURE_NAMES, LinearRanker, RecommenderModel
+from interaction_recommender.model.catalog_view import build_catalog_view
+from interaction_recommender.model.context import Context
+from interaction_recommender.model.engine import EngineSettings, candidate_rows
+from interaction_recommender.model.labels import LabelWeights
 from interaction_recommender.training.dataset import TrainingData, training_data
 from interaction_recommender.training.metrics import ranking_metrics
 

@@ -14,14 +14,14 @@ from uuid import UUID
 
 import numpy as np
 
-from interaction_recommender.catalog.cache import CatalogMovie
+from interaction_recommender.catalog.movie import CatalogMovie
 from interaction_recommender.events.messages import SCHEMA_VERSION, EventMessage
 from interaction_recommender.events.schemas import EventType
-from interaction_recommender.recs.catalog_view import build_catalog_view
-from interaction_recommender.recs.context import Context
-from interaction_recommender.recs.engine import EngineSettings, recommend
-from interaction_recommender.recs.labels import LabelWeights
-from interaction_recommender.training.artifact import load_artifact, save_artifact
+from interaction_recommender.model.artifact import load_artifact, save_artifact
+from interaction_recommender.model.catalog_view import build_catalog_view
+from interaction_recommender.model.context import Context
+from interaction_recommender.model.engine import EngineSettings, recommend
+from interaction_recommender.model.labels import LabelWeights
 from interaction_recommender.training.benchmark import ServiceFit
 from interaction_recommender.training.dataset import features_by_user
 from interaction_recommender.training.fit import FitConfig, fit_model, tune

@@ -1,5 +1,5 @@
 """`recommender train`: stored events -> features -> labels -> tuned fit -> evaluation on a
-time-ordered holdout of the service's own data -> the artifact (training/artifact.py).
+time-ordered holdout of the service's own data -> the artifact (model/artifact.py).
 
 Three fits, so that the reported metrics are honest: the parameters (EASE l2, ALS, the ranker's
 weights) are tuned on an inner holdout of the training part; the model fitted on the training
@@ -23,13 +23,13 @@ from uuid import UUID
 
 import numpy as np
 
-from interaction_recommender.catalog.cache import CatalogMovie
+from interaction_recommender.catalog.movie import CatalogMovie
 from interaction_recommender.events.messages import EventMessage
-from interaction_recommender.recs.catalog_view import build_catalog_view
-from interaction_recommender.recs.context import Context
-from interaction_recommender.recs.engine import EngineSettings, recommend
-from interaction_recommender.recs.labels import LabelWeights
-from interaction_recommender.recs.model import RecommenderModel
+from interaction_recommender.model.arrays import RecommenderModel
+from interaction_recommender.model.catalog_view import build_catalog_view
+from interaction_recommender.model.context import Context
+from interaction_recommender.model.engine import EngineSettings, recommend
+from interaction_recommender.model.labels import LabelWeights
 from interaction_recommender.training.dataset import (
     features_by_user,
     holdout_split,

@@ -19,11 +19,11 @@ from sqlalchemy import text
 
 from interaction_recommender.catalog.cache import CatalogCache
 from interaction_recommender.events.queries import event_messages_in_pages
-from interaction_recommender.recs.engine import EngineSettings
-from interaction_recommender.recs.labels import LabelWeights
+from interaction_recommender.model.artifact import save_artifact
+from interaction_recommender.model.engine import EngineSettings
+from interaction_recommender.model.labels import LabelWeights
 from interaction_recommender.settings import Settings
 from interaction_recommender.storage.database import Database
-from interaction_recommender.training.artifact import save_artifact
 from interaction_recommender.training.fit import FitConfig
 from interaction_recommender.training.impressions import stored_shown_lists
 from interaction_recommender.training.pipeline import TrainResult, train_model

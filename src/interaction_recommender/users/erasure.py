@@ -6,12 +6,14 @@ old Kafka messages cannot bring the user back) and queues a tombstone for `proce
 The Redis features then get a tombstone that no later write replaces. Messages already in Kafka
 stay there until the topic's retention drops them; every consumer ignores them. The user's
 impressions and feedback go in the same transaction (after this process's impression buffer
-dropped theirs); cached recommendation lists are dropped by the route.
+dropped theirs); then every cache of the user (recommendation lists) forgets them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
+from typing import Protocol
 from uuid import UUID
 
 from sqlalchemy import delete
@@ -27,7 +29,44 @@ from interaction_recommender.storage.database import Database
 from interaction_recommender.storage.tables import outbox
 from interaction_recommender.wire import utc_now
 
-__all__ = ["erase_user"]
+__all__ = ["UserCache", "UserErasure", "erase_user"]
+
+
+class UserCache(Protocol):
+    """Something that keeps per-user data outside the database (e.g. recommendation lists)."""
+
+    async def forget(self, user_id: UUID) -> None: ...
+
+
+class UserErasure:
+    """DELETE /users/{id}: the erasure, then every cache forgets the user."""
+
+    def __init__(
+        self,
+        database: Database,
+        store: FeatureStore,
+        *,
+        features_topic: str,
+        impressions: ImpressionLog | None,
+        caches: Sequence[UserCache],
+    ) -> None:
+        self._database = database
+        self._store = store
+        self._features_topic = features_topic
+        self._impressions = impressions
+        self._caches = caches
+
+    async def erase(self, user_id: UUID) -> datetime:
+        erased_at = await erase_user(
+            self._database,
+            self._store,
+            user_id,
+            features_topic=self._features_topic,
+            impressions=self._impressions,
+        )
+        for cache in self._caches:
+            await cache.forget(user_id)
+        return erased_at
 
 
 async def erase_user(

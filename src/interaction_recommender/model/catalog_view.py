@@ -13,8 +13,8 @@ from uuid import UUID
 import numpy as np
 import numpy.typing as npt
 
-from interaction_recommender.catalog.cache import CatalogMovie
-from interaction_recommender.recs.model import RecommenderModel
+from interaction_recommender.catalog.movie import CatalogMovie
+from interaction_recommender.model.arrays import RecommenderModel
 
 __all__ = ["CatalogView", "build_catalog_view", "keywords_of"]
 

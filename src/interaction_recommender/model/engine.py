@@ -5,7 +5,7 @@
       -> filters (watched to completion, rated, disliked, unavailable, the anchor movie)
       -> scoring: the ranker's predict_proba over one FEATURE_NAMES row per candidate
       -> re-rank for diversity (a cap per primary genre, deterministic)
-      -> top k, each with reasons from recs/reasons.py
+      -> top k, each with reasons from model/reasons.py
 
 Everything heavy was prepared at training time (model.py) or when the catalog changed
 (catalog_view.py); a call is a few vectorised numpy operations over the catalog. Events act
@@ -22,12 +22,12 @@ from uuid import UUID
 import numpy as np
 import numpy.typing as npt
 
-from interaction_recommender.features.model import UserFeatures, genre_affinity_at
-from interaction_recommender.recs import reasons as r
-from interaction_recommender.recs.catalog_view import CatalogView, keywords_of
-from interaction_recommender.recs.context import Context
-from interaction_recommender.recs.labels import user_labels
-from interaction_recommender.recs.model import FEATURE_NAMES, RecommenderModel
+from interaction_recommender.features.state import UserFeatures, genre_affinity_at
+from interaction_recommender.model import reasons as r
+from interaction_recommender.model.arrays import FEATURE_NAMES, RecommenderModel
+from interaction_recommender.model.catalog_view import CatalogView, keywords_of
+from interaction_recommender.model.context import Context
+from interaction_recommender.model.labels import user_labels
 
 __all__ = ["Candidates", "EngineSettings", "Recommendation", "candidate_rows", "recommend"]
 

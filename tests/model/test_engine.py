@@ -8,13 +8,13 @@ from uuid import UUID
 
 import pytest
 
-from interaction_recommender.features.model import build_features
-from interaction_recommender.recs import reasons as r
-from interaction_recommender.recs.catalog_view import build_catalog_view
-from interaction_recommender.recs.context import Context, parse_context
-from interaction_recommender.recs.engine import EngineSettings, recommend
-from interaction_recommender.recs.labels import LabelWeights
-from interaction_recommender.recs.model import RecommenderModel
+from interaction_recommender.features.extractor import build_features
+from interaction_recommender.model import reasons as r
+from interaction_recommender.model.arrays import RecommenderModel
+from interaction_recommender.model.catalog_view import build_catalog_view
+from interaction_recommender.model.context import Context, parse_context
+from interaction_recommender.model.engine import EngineSettings, recommend
+from interaction_recommender.model.labels import LabelWeights
 from interaction_recommender.training.dataset import features_by_user
 from interaction_recommender.training.fit import FitConfig, Params, fit_model
 from tests.recs.world import END, PlantedWorld, completed_watch, planted_world

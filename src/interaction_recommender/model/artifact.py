@@ -6,8 +6,10 @@ rollback. A reader that sees the new manifest before the new joblib finds a sha2
 keeps its current model until the next poll.
 
 Reading (``load_artifact``): manifest -> format version and feature schema -> sha256 of the file
--> only then unpickle (joblib is pickle: it must never load a file nobody vouched for; the path
-is never taken from a caller) -> type and shape checks.
+-> only then unpickle, through the restricted unpickler (joblib is pickle: it must never load a
+file nobody vouched for, and even then only the allow-listed classes of model/unpickler.py; the
+path is never taken from a caller) -> type and shape checks. Artifacts written before the model
+moved to model/ load through the unpickler's alias table.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ import numpy as np
 import orjson
 
 from interaction_recommender import __version__
-from interaction_recommender.recs.model import FEATURE_NAMES, RecommenderModel
+from interaction_recommender.model.arrays import FEATURE_NAMES, RecommenderModel
+from interaction_recommender.model.unpickler import ForbiddenGlobal, load_joblib
 from interaction_recommender.wire import dumps
 
 __all__ = [
@@ -38,6 +41,10 @@ __all__ = [
 ]
 
 ARTIFACT_FORMAT = 1
+
+RANKER_PACKAGES = ("sklearn.", "lightgbm.")
+"""Besides the service's own classes, an artifact may hold classes defined in these packages: a
+bring-your-own ranker (docs/recommendations.md). Everything else is refused (model/unpickler.py)."""
 
 
 class ArtifactError(Exception):
@@ -92,7 +99,9 @@ def load_artifact(model_path: Path) -> tuple[RecommenderModel, dict[str, Any]]:
     if digest != manifest.get("sha256"):
         raise ArtifactError("the model file does not match its manifest's sha256")
     try:
-        model = joblib.load(model_path)
+        model = load_joblib(model_path, trusted_prefixes=RANKER_PACKAGES)
+    except ForbiddenGlobal as exc:
+        raise ArtifactError(f"the model file was refused: {exc}") from exc
     except Exception as exc:  # a truncated or foreign file: refuse it, never crash
         raise ArtifactError(f"the model file cannot be read: {type(exc).__name__}") from exc
     _check(model, manifest)

@@ -7,15 +7,15 @@ from pathlib import Path
 import orjson
 import pytest
 
-from interaction_recommender.recs.labels import LabelWeights
-from interaction_recommender.recs.model import FEATURE_NAMES, RecommenderModel
-from interaction_recommender.training.artifact import (
+from interaction_recommender.model.arrays import FEATURE_NAMES, RecommenderModel
+from interaction_recommender.model.artifact import (
     ArtifactError,
     load_artifact,
     manifest_path,
     restore_previous,
     save_artifact,
 )
+from interaction_recommender.model.labels import LabelWeights
 from interaction_recommender.training.dataset import features_by_user
 from interaction_recommender.training.fit import FitConfig, Params, fit_model
 from tests.recs.world import planted_world

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from uuid import UUID
 
-from interaction_recommender.features.model import UserFeatures
+from interaction_recommender.features.state import UserFeatures
 from interaction_recommender.settings import Settings
 
 __all__ = ["LabelWeights", "user_labels"]

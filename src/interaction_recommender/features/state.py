@@ -1,9 +1,8 @@
-"""A user's streaming features: the configuration, the state and its entries.
+"""A user's streaming features: the configuration, the state and its entries, and how the
+genre affinity reads at an instant.
 
-Everything here is plain data. The pure functions that build and serialise it live in
-``extractor.py`` and are re-exported (lazily) by this module, so that both
-``from interaction_recommender.features.model import apply_events`` and
-``from interaction_recommender.features import apply_events`` work.
+Everything here is plain data. The pure functions that change it live in ``extractor.py``, its
+storage encoding in ``codec.py`` and its served document in ``document.py``.
 
 Ordering matters and is part of equality: the ordered maps are ``OrderedDict``s (whose ``==``
 compares order), kept oldest first, so that two states compare equal only when every later event
@@ -16,7 +15,7 @@ import math
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import NamedTuple
 from uuid import UUID
 
 __all__ = [
@@ -31,13 +30,9 @@ __all__ = [
     "SearchEntry",
     "UserFeatures",
     "WatchEntry",
-    "apply_events",
-    "build_features",
-    "decode",
-    "encode",
-    "feature_document",
+    "affinity_exponent",
+    "aware",
     "genre_affinity_at",
-    "mark_dead_lettered",
     "new_features",
 ]
 
@@ -282,37 +277,26 @@ def new_features(user_id: UUID) -> UserFeatures:
     return UserFeatures(user_id=user_id)
 
 
-# The functions live in extractor.py (which imports the classes above); they are re-exported
-# here lazily, so that either module can be imported first.
-_EXTRACTOR_NAMES = frozenset(
-    {
-        "apply_events",
-        "build_features",
-        "decode",
-        "encode",
-        "feature_document",
-        "genre_affinity_at",
-        "mark_dead_lettered",
-    }
-)
-
-if TYPE_CHECKING:
-    from interaction_recommender.features.extractor import (
-        apply_events,
-        build_features,
-        decode,
-        encode,
-        feature_document,
-        genre_affinity_at,
-        mark_dead_lettered,
-    )
+_DAY_S = 86_400.0
+# Exponents (in half-lives from REFERENCE_INSTANT, 2020-01-01) are clamped to +-960 so that
+# 2 ** e times a sum of many contributions stays inside the double range. With the default
+# 30-day half-life the API's timestamps (1970..2100) span -608..+974 half-lives: only instants
+# after late 2098 are clamped (treated as that instant). A much shorter half-life clamps more.
+_MAX_EXPONENT = 960.0
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXTRACTOR_NAMES:
-        from interaction_recommender.features import extractor
+def aware(value: datetime) -> datetime:
+    """A naive datetime is taken to be UTC."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
-        value = getattr(extractor, name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+def affinity_exponent(at: datetime, half_life_days: float) -> float:
+    """(at - REFERENCE_INSTANT) in half-lives, clamped (see _MAX_EXPONENT)."""
+    exponent = (aware(at) - REFERENCE_INSTANT).total_seconds() / (half_life_days * _DAY_S)
+    return min(max(exponent, -_MAX_EXPONENT), _MAX_EXPONENT)
+
+
+def genre_affinity_at(features: UserFeatures, now: datetime) -> dict[str, float]:
+    """Genre scores decayed to ``now``: sum of ``w * 2 ** ((t - now) / half_life)``."""
+    factor = 2.0 ** -affinity_exponent(now, features.half_life_days)
+    return {genre: value * factor for genre, value in features.genre_affinity.items()}

@@ -16,7 +16,7 @@ from uuid import UUID
 import numpy as np
 import numpy.typing as npt
 
-from interaction_recommender.recs.labels import LabelWeights
+from interaction_recommender.model.labels import LabelWeights
 
 __all__ = [
     "FEATURE_NAMES",

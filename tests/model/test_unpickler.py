@@ -1,0 +1,215 @@
+"""The restricted unpickler: artifacts written before the model moved to model/ still load (with
+their rollback copy), and a pickle that names anything outside the allow-list is refused."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import os
+import pickle
+import subprocess
+import sys
+import tarfile
+import uuid
+import zlib
+from datetime import UTC, datetime
+from pathlib import Path
+
+import joblib
+import numpy as np
+import orjson
+import pytest
+
+from interaction_recommender.model.arrays import FEATURE_NAMES, LinearRanker, RecommenderModel
+from interaction_recommender.model.artifact import (
+    ArtifactError,
+    load_artifact,
+    manifest_path,
+    restore_previous,
+)
+from interaction_recommender.model.catalog_view import build_catalog_view
+from interaction_recommender.model.context import Context
+from interaction_recommender.model.engine import recommend
+from interaction_recommender.model.labels import LabelWeights
+from interaction_recommender.model.unpickler import ALIASES, ForbiddenGlobal, load_joblib, loads
+from tests.fixtures.services import IN_CI
+from tests.recs.world import planted_world
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+LEGACY_RELEASE = "v0.1.0"
+LEGACY_COMMIT = "af8b24d4ab1534ccb736e5f5ccdf9726e32ccd94"
+"""The commit tagged v0.1.0 (the last one before the move), for clones that carry no tags."""
+
+# Run by the v0.1.0 code: its own sample model, saved twice so that a rollback copy exists.
+_WRITE_WITH_THE_OLD_CODE = """
+import sys
+from pathlib import Path
+import joblib
+from interaction_recommender.training.artifact import save_artifact
+from tests.fixtures.model import train_sample_model
+path = train_sample_model(Path(sys.argv[1]))
+model = joblib.load(path)
+model.version = "legacy-current"
+save_artifact(model, path)
+print(type(model).__module__)
+"""
+
+
+def _git(*args: str) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(["git", *args], cwd=REPOSITORY, capture_output=True, check=False)
+
+
+def _legacy_revision() -> str | None:
+    for candidate in (f"{LEGACY_RELEASE}^{{commit}}", f"{LEGACY_COMMIT}^{{commit}}"):
+        found = _git("rev-parse", "--verify", "--quiet", candidate)
+        if found.returncode == 0:
+            return found.stdout.decode().strip()
+    return None
+
+
+@pytest.fixture(scope="module")
+def legacy_artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An artifact (and its .previous pair) written by the code of the tagged previous
+    release, checked out from git into a temporary folder: no pickle is committed."""
+    revision = _legacy_revision()
+    if revision is None:
+        message = f"the git history does not hold {LEGACY_RELEASE} ({LEGACY_COMMIT[:8]})"
+        if IN_CI:
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    root = tmp_path_factory.mktemp("legacy")
+    archive = root / "source.tar"
+    exported = _git("archive", "--format=tar", f"--output={archive}", revision, "src", "tests")
+    assert exported.returncode == 0, exported.stderr.decode()
+    with tarfile.open(archive) as tar:
+        tar.extractall(root / "code", filter="data")
+    models = root / "models"
+    env = {**os.environ, "PYTHONPATH": f"{root / 'code' / 'src'}{os.pathsep}{root / 'code'}"}
+    written = subprocess.run(
+        [sys.executable, "-c", _WRITE_WITH_THE_OLD_CODE, str(models)],
+        cwd=root / "code",
+        env=env,
+        capture_output=True,
+        check=False,
+        timeout=300,
+    )
+    assert written.returncode == 0, written.stderr.decode()[-2000:]
+    # The old code really wrote the old class path (else this test would prove nothing).
+    assert written.stdout.decode().strip() == "interaction_recommender.recs.model"
+    return models / "recommender.pkl"
+
+
+def test_an_artifact_of_the_previous_release_loads_and_serves(legacy_artifact: Path) -> None:
+    assert b"interaction_recommender.recs.model" in joblib_stream(legacy_artifact)
+
+    model, manifest = load_artifact(legacy_artifact)
+
+    assert isinstance(model, RecommenderModel)
+    assert isinstance(model.ranker, LinearRanker)
+    assert isinstance(model.labels, LabelWeights)
+    assert manifest["version"] == model.version == "legacy-current"
+    world = planted_world(users_per_cluster=20)
+    view = build_catalog_view(model, world.catalog, catalog_version=1)
+    answer = recommend(None, Context("home"), 5, model, view, now=datetime.now(UTC))
+    assert len(answer) == 5
+
+
+def test_the_rollback_copy_of_the_previous_release_loads(
+    legacy_artifact: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "models"
+    folder.mkdir()
+    for source in legacy_artifact.parent.iterdir():
+        (folder / source.name).write_bytes(source.read_bytes())
+    path = folder / legacy_artifact.name
+
+    restore_previous(path)
+    model, manifest = load_artifact(path)
+
+    assert manifest["version"] == model.version == "test"
+
+
+def joblib_stream(path: Path) -> bytes:
+    """The decompressed pickle stream of a joblib file (to look at the class paths it names)."""
+    return zlib.decompress(path.read_bytes())
+
+
+class _Ranker:
+    """A stand-in for a bring-your-own ranker class of a trusted package."""
+
+    def predict_proba(self, rows: np.ndarray) -> np.ndarray:
+        return np.full((len(rows), 2), 0.5)
+
+
+def test_a_pickle_that_names_a_function_outside_the_allow_list_is_refused() -> None:
+    with pytest.raises(ForbiddenGlobal, match="system"):
+        loads(pickle.dumps(os.system))
+    with pytest.raises(ForbiddenGlobal, match="eval"):
+        loads(pickle.dumps(eval))
+
+
+def test_an_artifact_whose_pickle_names_a_forbidden_global_is_refused(tmp_path: Path) -> None:
+    """The sha256 matches the manifest (anyone who can write the folder can write both), yet
+    the file is refused before anything it names is called."""
+    path = tmp_path / "recommender.pkl"
+    joblib.dump({"payload": os.system}, path, compress=3)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    manifest = {
+        "format": 1,
+        "version": "evil",
+        "featureSchema": {"names": list(FEATURE_NAMES)},
+        "sha256": digest,
+    }
+    manifest_path(path).write_bytes(orjson.dumps(manifest))
+
+    with pytest.raises(ArtifactError, match="refused"):
+        load_artifact(path)
+
+
+def test_trusted_packages_allow_their_own_classes_only() -> None:
+    ranker = pickle.dumps(_Ranker())
+    prefix = (_Ranker.__module__.rsplit(".", 1)[0] + ".",)
+
+    assert isinstance(loads(ranker, trusted_prefixes=prefix), _Ranker)
+    with pytest.raises(ForbiddenGlobal):
+        loads(ranker)  # not trusted
+    # A function of a trusted package is refused, and so is a class it only re-exports
+    # (this module imports Path from pathlib).
+    with pytest.raises(ForbiddenGlobal):
+        loads(pickle.dumps(joblib_stream), trusted_prefixes=prefix)
+    forged = pickle.dumps(Path, protocol=0).replace(b"pathlib", _Ranker.__module__.encode())
+    with pytest.raises(ForbiddenGlobal):
+        loads(forged, trusted_prefixes=prefix)
+
+
+@pytest.mark.parametrize(("old", "new"), list(ALIASES.items()))
+def test_every_moved_class_path_resolves_to_its_new_home(
+    old: tuple[str, str], new: tuple[str, str]
+) -> None:
+    cls = getattr(importlib.import_module(new[0]), new[1])
+    stream = pickle.dumps(cls, protocol=0).replace(new[0].encode(), old[0].encode())
+    assert f"c{old[0]}\n{old[1]}".encode() in stream
+
+    assert loads(stream) is cls
+
+
+def test_plain_values_and_arrays_load_through_the_allow_list(tmp_path: Path) -> None:
+    path = tmp_path / "values.pkl"
+    joblib.dump(
+        {"when": datetime.now(UTC), "weights": LabelWeights(), "array": np.arange(3)},
+        path,
+        compress=3,
+    )
+    loaded = load_joblib(path)
+    assert loaded["weights"] == LabelWeights()
+    assert loaded["array"].tolist() == [0, 1, 2]
+
+
+def test_movie_ids_read_from_postgres_load() -> None:
+    """Artifacts trained on events read from Postgres hold asyncpg's UUID subclass."""
+    from asyncpg.pgproto.pgproto import UUID as PostgresUUID
+
+    movie = uuid.uuid4()
+    (loaded,) = loads(pickle.dumps([PostgresUUID(movie.bytes)]))
+
+    assert loaded == movie
