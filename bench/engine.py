@@ -25,9 +25,8 @@ Per catalog size:
    EngineSettings() defaults: a warm-up call per user, then --rounds rounds over every user
    (contexts interleaved per user), each call timed with perf_counter_ns; gc.freeze() after the
    set-up, as the service does at start. Inside threadpoolctl's threadpool_limits(1).
-5. Stages: an extra pass calls a mirror of `candidate_rows` + `recommend` built from the engine's
-   own private helpers, with a timer between steps; each mirrored answer is checked equal to
-   `recommend`'s (same movies, scores and reasons) before its split is reported.
+5. Stages: an extra pass calls `recommend` itself with its timing hooks on (`laps=StageLaps()`,
+   engine.STAGES); the timed pass above runs with them off, the service's default.
 6. Prints a markdown section; --write replaces the section between the bench:engine markers of
    the given file (appended if it has no markers).
 """
@@ -54,12 +53,12 @@ from interaction_recommender.demo.events import world_catalog, world_events
 from interaction_recommender.demo.world import generate_world
 from interaction_recommender.events.messages import EventMessage
 from interaction_recommender.features.extractor import build_features
-from interaction_recommender.features.state import UserFeatures, genre_affinity_at
+from interaction_recommender.features.state import UserFeatures
+from interaction_recommender.model import engine as E
 from interaction_recommender.model.arrays import FEATURE_NAMES, LinearRanker, RecommenderModel
 from interaction_recommender.model.catalog_view import CatalogView, build_catalog_view
 from interaction_recommender.model.context import Context
 from interaction_recommender.model.labels import LabelWeights
-from interaction_recommender.recs import engine as E
 from interaction_recommender.training.dataset import features_by_user
 from interaction_recommender.training.fit import FitConfig, Params, fit_model
 
@@ -75,20 +74,7 @@ EASE_MAX_ITEMS = FitConfig().ease_max_items
 HTTP_P99_BUDGET_US = 25_000  # the serving issue: cache-miss p99 <= 25 ms for the HTTP request
 CONTEXTS = ("home", "similar", "search")
 RANKER_WEIGHTS = {"item_knn": 0.25, "popularity": 0.1, "genre_affinity": 0.25}
-STAGES = (
-    "user state",  # _UserState.of: labels, exclusions (Python over the history)
-    "EASE",  # weights @ ease[history]
-    "ALS",  # fold-in solve + item_factors @ u
-    "kNN",  # neighbour contributions, np.add.at
-    "genre affinity",  # genre_affinity_at, genre_matrix @ v / genre_counts
-    "other columns",  # zeros (items x 8), popularity, trending, new release, search match
-    "filter",  # available & ~excluded (& related to the anchor), flatnonzero
-    "standardise",  # columns[pool], per-column mean/std
-    "score",  # the ranker (+ the search boost)
-    "top k",  # argpartition, lexsort, the genre cap
-    "position map",  # the k chosen items' rows: searchsorted over the (sorted) pool
-    "reasons",  # _reasons_for the k items, Recommendation objects
-)
+STAGES = E.STAGES
 
 
 # --------------------------------------------------------------------------------------------
@@ -227,121 +213,6 @@ def view_bytes(view: CatalogView) -> int:
 
 
 # --------------------------------------------------------------------------------------------
-# The staged mirror of candidate_rows + recommend
-# --------------------------------------------------------------------------------------------
-def staged_recommend(
-    features: UserFeatures | None,
-    context: Context,
-    k: int,
-    model: RecommenderModel,
-    view: CatalogView,
-    *,
-    now: datetime,
-    settings: E.EngineSettings,
-    clock: Callable[[], int] = time.perf_counter_ns,
-) -> tuple[list[E.Recommendation], list[int]]:
-    """recommend(), step by step from the engine's helpers (engine.py as of this bench), with
-    the nanoseconds of each STAGES entry. Checked against recommend() before it is trusted."""
-    col = E._COLUMN
-    spent = [0] * len(STAGES)
-    t0 = clock()
-    state = E._UserState.of(features, model, view)
-    t1 = clock()
-    spent[0] = t1 - t0
-    anchor = view.index.get(context.movie_id) if context.movie_id else None
-    # _feature_columns, split.
-    n, nm = view.n_items, view.n_model
-    columns = np.zeros((n, len(FEATURE_NAMES)), dtype=np.float32)
-    if anchor is not None and anchor < nm:
-        history, weights = np.array([anchor]), np.ones(1, dtype=np.float32)
-    else:
-        history, weights = state.history, state.weights
-    t2 = clock()
-    other = t2 - t1
-    if history.size:
-        if model.ease is not None:
-            columns[:nm, col["ease"]] = weights @ model.ease[history]
-        t3 = clock()
-        spent[1] = t3 - t2
-        if model.item_factors is not None:
-            columns[:nm, col["als"]] = model.item_factors @ E._fold_in(model, history, weights)
-        t4 = clock()
-        spent[2] = t4 - t3
-        knn = np.zeros(nm, dtype=np.float32)
-        neighbors = model.neighbors[history]
-        contributions = model.neighbor_weights[history] * weights[:, None]
-        valid = neighbors >= 0
-        np.add.at(knn, neighbors[valid], contributions[valid])
-        columns[:nm, col["item_knn"]] = knn
-        t2 = clock()
-        spent[3] = t2 - t4
-    columns[:nm, col["popularity"]] = model.popularity
-    columns[:nm, col["trending"]] = model.trending
-    t5 = clock()
-    other += t5 - t2
-    if features is not None and view.genres:
-        affinity = genre_affinity_at(features, now)
-        vector = np.array([max(affinity.get(g, 0.0), 0.0) for g in view.genres], np.float32)
-        if vector.max(initial=0.0) > 0:
-            columns[:, col["genre_affinity"]] = (
-                view.genre_matrix @ (vector / vector.max())
-            ) / view.genre_counts
-    t6 = clock()
-    spent[4] = t6 - t5
-    columns[:, col["new_release"]] = view.release_year >= now.year - settings.new_release_years
-    for word in E._search_keywords(features, settings):
-        items = view.keyword_items.get(word)
-        if items is not None:
-            columns[items, col["search_match"]] = 1.0
-    t7 = clock()
-    spent[5] = other + t7 - t6
-    # candidate_rows' filters and standardisation.
-    allowed = view.available & ~state.excluded
-    if anchor is not None:
-        allowed[anchor] = False
-        allowed &= E._related_to(anchor, model, view)
-    pool = np.flatnonzero(allowed)
-    t_filter = clock()
-    spent[6] = t_filter - t7
-    candidates = E.Candidates(pool, E._standardised(columns, pool), state, anchor)
-    t8 = clock()
-    spent[7] = t8 - t_filter
-    if candidates.pool.size == 0:
-        return [], spent
-    # recommend().
-    personal = candidates.state.history.size or candidates.anchor is not None
-    if personal and getattr(model, "personalised", True):
-        scores = E._score(model, candidates.rows)
-    else:
-        rows = candidates.rows
-        scores = rows[:, col["popularity"]] + rows[:, col["trending"]]
-        scores = scores + rows[:, col["genre_affinity"]]
-    if context.kind == "search":
-        boost = np.float32(settings.search_boost)
-        scores = scores + boost * candidates.rows[:, col["search_match"]]
-    t9 = clock()
-    spent[8] = t9 - t8
-    chosen = E._top(candidates.pool, scores, k, view, settings)
-    t10 = clock()
-    spent[9] = t10 - t9
-    picked = np.asarray(chosen, dtype=np.int64)
-    positions = np.searchsorted(candidates.pool, picked)
-    t11 = clock()
-    spent[10] = t11 - t10
-    why = E._reasons_for(picked, candidates.rows[positions], candidates, model, view, features, now)
-    result = [
-        E.Recommendation(
-            movie_id=view.ids[item],
-            score=E._probability(float(scores[at])),
-            reasons=reasons,
-        )
-        for item, at, reasons in zip(chosen, positions.tolist(), why, strict=True)
-    ]
-    spent[11] = clock() - t11
-    return result, spent
-
-
-# --------------------------------------------------------------------------------------------
 # Measurement
 # --------------------------------------------------------------------------------------------
 @dataclass
@@ -354,8 +225,7 @@ class Row:
     """Mean candidates per call."""
     returned: float
     stages_ns: list[float] = field(default_factory=list)
-    """Mean ns per STAGES entry (mirror pass), empty when the mirror diverged."""
-    mirror_note: str = ""
+    """Mean ns per STAGES entry (the pass with the engine's timing hooks on)."""
 
     def pct(self, p: float) -> float:
         return percentile(sorted(self.samples_us), p)
@@ -443,7 +313,7 @@ def measure(
         samples: dict[str, list[float]] = {c: [] for c in CONTEXTS}
         pools: dict[str, list[int]] = {c: [] for c in CONTEXTS}
         returned: dict[str, list[int]] = {c: [] for c in CONTEXTS}
-        for context in CONTEXTS:  # warm-up, and the mirror check
+        for context in CONTEXTS:  # warm-up
             for features, ctx in calls[context]:
                 E.recommend(features, ctx, K, model, view, now=world.now, settings=settings)
         gc.collect()
@@ -464,7 +334,7 @@ def measure(
             for features, ctx in calls[context]:
                 c = E.candidate_rows(features, ctx, model, view, now=world.now, settings=settings)
                 pools[context].append(int(c.pool.size))
-        # The stage split: the mirror, checked against recommend() first.
+        # The stage split: recommend() itself with its timing hooks on.
         for context in CONTEXTS:
             row = Row(
                 world.size,
@@ -474,26 +344,16 @@ def measure(
                 statistics.fmean(pools[context]),
                 statistics.fmean(returned[context]),
             )
-            mismatches = 0
-            for features, ctx in calls[context]:
-                expected = E.recommend(features, ctx, K, model, view, now=world.now)
-                got, _ = staged_recommend(
-                    features, ctx, K, model, view, now=world.now, settings=settings
-                )
-                mismatches += got != expected
-            if mismatches:
-                row.mirror_note = f"mirror differs from recommend() for {mismatches} users"
-            else:
-                totals = [0.0] * len(STAGES)
-                count = 0
-                for _ in range(args.rounds):
-                    for features, ctx in calls[context]:
-                        _, spent = staged_recommend(
-                            features, ctx, K, model, view, now=world.now, settings=settings
-                        )
-                        totals = [a + b for a, b in zip(totals, spent, strict=True)]
-                        count += 1
-                row.stages_ns = [t / count for t in totals]
+            laps = E.StageLaps()
+            count = 0
+            for _ in range(args.rounds):
+                for features, ctx in calls[context]:
+                    laps.restart()
+                    E.recommend(
+                        features, ctx, K, model, view, now=world.now, settings=settings, laps=laps
+                    )
+                    count += 1
+            row.stages_ns = [laps.spent.get(stage, 0) / count for stage in STAGES]
             rows.append(row)
         gc.unfreeze()
         micro_us = micro(model, view)
@@ -524,7 +384,7 @@ def blas() -> str:
 
 def stage_text(row: Row, top: int = 4) -> str:
     if not row.stages_ns:
-        return row.mirror_note or "—"
+        return "—"
     total = sum(row.stages_ns)
     ranked = sorted(zip(STAGES, row.stages_ns, strict=True), key=lambda s: -s[1])
     return ", ".join(f"{name} {ns / total:.0%}" for name, ns in ranked[:top] if ns > 0)
@@ -544,9 +404,8 @@ def render(setups: list[Setup], rows: list[Row], args: argparse.Namespace, run: 
         "and one search, features from `build_features`; `similar` anchors on the user's most "
         f"recently watched movie. {args.rounds} rounds over every user per context after a "
         "warm-up call each; gc.freeze() after set-up.",
-        "- Stage split (last column): the same calls through a mirror of `candidate_rows` + "
-        "`recommend` built from the engine's own helpers, each answer checked equal to "
-        "`recommend`'s; shares of the mirror's time, the biggest four.",
+        "- Stage split (last column): the same calls again with `recommend`'s timing hooks on "
+        "(`laps=StageLaps()`); shares of that pass's time, the biggest four.",
         "",
         "| Movies | Model | Context | Calls | Candidates | p50 | p99 | mean | Stages (share) |",
         "|---:|---|---|---:|---:|---:|---:|---:|---|",
@@ -600,7 +459,8 @@ def render(setups: list[Setup], rows: list[Row], args: argparse.Namespace, run: 
         )
     lines += [
         "",
-        "Mean µs per stage (mirror pass). user state: `_UserState.of` (labels, exclusions); "
+        "Mean µs per stage (a second pass with the engine's timing hooks on). user state: "
+        "`_UserState.of` (labels, exclusions); "
         "EASE / ALS / kNN / genre affinity / other columns: the parts of `_feature_columns` "
         "(ALS = fold-in solve + `item_factors @ u`; genre affinity = "
         "`genre_matrix @ v / genre_counts`; other = the items x 8 zeros, popularity, trending, new "

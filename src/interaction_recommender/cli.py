@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import structlog
 import typer
@@ -18,6 +18,9 @@ import typer
 from interaction_recommender.logs import configure_logging
 from interaction_recommender.settings import Settings
 from interaction_recommender.wire import dumps
+
+if TYPE_CHECKING:  # the CLI imports its commands' modules lazily (a fast --help)
+    from interaction_recommender.training.job import TrainingInput
 
 __all__ = ["main"]
 
@@ -101,10 +104,7 @@ def worker() -> None:
             runtime = await build_runtime(settings, stack, run_consumers=True)
             if settings.train_interval_s > 0:
                 training = ScheduledTraining(
-                    settings,
-                    runtime.database,
-                    runtime.catalog,
-                    interval_s=settings.train_interval_s,
+                    settings, runtime.database, interval_s=settings.train_interval_s
                 )
                 training.start()
                 stack.push_async_callback(training.stop)
@@ -124,18 +124,19 @@ def train(
 ) -> None:
     """Train on the stored events (or a world file), evaluate on a time-ordered holdout, and
     write the artifact to MODEL_PATH (the previous one is kept for rollback)."""
+    from interaction_recommender.training.job import TrainingInput
+
     settings = Settings()
     configure_logging(settings.log_level, json=settings.log_json)
     if events_file is not None:
         from interaction_recommender.demo.events import world_catalog, world_events
         from interaction_recommender.demo.world import read_world
 
-        world = read_world(events_file)
-        shown: list[Any] = []  # a world file has no impression log
-        events, catalog = world_events(world), world_catalog(world)
+        world = read_world(events_file)  # a world file has no impression log
+        data = TrainingInput(world_events(world), world_catalog(world))
     else:
-        events, catalog, shown = asyncio.run(_stored_training_input(settings))
-    _train_and_save(settings, events, catalog, shown)
+        data = asyncio.run(_stored_training_input(settings))
+    _train_and_save(settings, data)
 
 
 @app.command("create-sample-model")
@@ -145,11 +146,12 @@ def create_sample_model(
     """Train a real model on the synthetic demo world and write it to MODEL_PATH."""
     from interaction_recommender.demo.events import world_catalog, world_events
     from interaction_recommender.demo.world import generate_world
+    from interaction_recommender.training.job import TrainingInput
 
     settings = Settings()
     configure_logging(settings.log_level, json=settings.log_json)
     world = generate_world(seed)
-    _train_and_save(settings, world_events(world), world_catalog(world))
+    _train_and_save(settings, TrainingInput(world_events(world), world_catalog(world)))
 
 
 @app.command()
@@ -176,34 +178,16 @@ def evaluate(
         _replace_section(write, "quality", table)
 
 
-def _train_and_save(
-    settings: Settings, events: list[Any], catalog: list[Any], shown: list[Any] | None = None
-) -> None:
+def _train_and_save(settings: Settings, data: TrainingInput) -> None:
     from rich.console import Console
 
-    from interaction_recommender.model.artifact import save_artifact
-    from interaction_recommender.model.engine import EngineSettings
-    from interaction_recommender.model.labels import LabelWeights
-    from interaction_recommender.training.fit import FitConfig
-    from interaction_recommender.training.pipeline import train_model
+    from interaction_recommender.training.job import train_and_save
 
-    console = Console(stderr=True)
-    if not events:
+    if not data.events:
         typer.echo("no events to train on", err=True)
         raise typer.Exit(1)
-    with console.status("training") as status:
-        result = train_model(
-            events,
-            catalog,
-            labels=LabelWeights.from_settings(settings),
-            config=FitConfig(
-                ease_max_items=settings.ease_max_items, threads=settings.train_threads
-            ),
-            engine=EngineSettings(diversity=settings.diversity),
-            progress=lambda stage: status.update(stage),
-            impressions=shown or (),
-        )
-    manifest = save_artifact(result.model, settings.effective_model_path)
+    with Console(stderr=True).status("training") as status:
+        result, manifest = train_and_save(settings, data, progress=status.update)
     typer.echo(
         dumps(
             {
@@ -217,24 +201,15 @@ def _train_and_save(
     )
 
 
-async def _stored_training_input(settings: Settings) -> tuple[list[Any], list[Any], list[Any]]:
-    """Events, catalog, and the impression log's lists when training uses them
-    (LABEL_IGNORED_TWICE != 0)."""
-    from interaction_recommender.catalog.movie import CatalogMovie
-    from interaction_recommender.catalog.repository import CatalogRepository
-    from interaction_recommender.events.queries import all_event_messages
+async def _stored_training_input(settings: Settings) -> TrainingInput:
     from interaction_recommender.storage import Database
-    from interaction_recommender.training.impressions import stored_shown_lists
+    from interaction_recommender.training.job import stored_training_input
 
     database = Database(settings)
     try:
-        async with database.transaction() as conn:
-            events = await all_event_messages(conn)
-            rows = await CatalogRepository(conn).changed_since(None)
-            shown = await stored_shown_lists(conn) if settings.label_ignored_twice else []
+        return await stored_training_input(settings, database)
     finally:
         await database.dispose()
-    return events, [CatalogMovie.from_row(row) for row in rows], shown
 
 
 def _replace_section(path: Path, name: str, body: str) -> None:

@@ -24,8 +24,8 @@ from interaction_recommender.events.factory import build_event_store
 from interaction_recommender.events.service import EventIngest
 from interaction_recommender.events.store import EventStore
 from interaction_recommender.features.consumer import FeatureConsumer
+from interaction_recommender.features.repository import SnapshotRepository
 from interaction_recommender.features.service import FeatureService
-from interaction_recommender.features.snapshot import SnapshotRepository
 from interaction_recommender.features.store import (
     FeatureStore,
     MemoryFeatureStore,
@@ -160,7 +160,7 @@ async def build_runtime(
     if settings.load_demo_world and registry.current is None:
         # The embedded mode's first start: train the demo model in the background (the
         # popularity fallback serves meanwhile); the registry swaps it in when it is written.
-        task = asyncio.create_task(_train_demo_model(settings, database, catalog, registry))
+        task = asyncio.create_task(_train_demo_model(settings, database, registry))
         stack.push_async_callback(_cancel, task)
 
     return Runtime(
@@ -257,10 +257,10 @@ def _consumers(
 
 
 async def _train_demo_model(
-    settings: Settings, database: Database, catalog: CatalogCache, registry: ModelRegistry
+    settings: Settings, database: Database, registry: ModelRegistry
 ) -> None:
     try:
-        if await train_from_database(settings, database, catalog) is not None:
+        if await train_from_database(settings, database) is not None:
             await registry.reload()
     except Exception:  # the fallback keeps serving; the log says why
         log.exception("demo_model_training_failed")

@@ -14,7 +14,7 @@ from sqlalchemy import func, select, update
 
 from interaction_recommender.bus.base import Message, Record
 from interaction_recommender.features.consumer import FeatureConsumer
-from interaction_recommender.features.snapshot import SnapshotRepository
+from interaction_recommender.features.repository import SnapshotRepository
 from interaction_recommender.features.state import UserFeatures
 from interaction_recommender.outbox.repository import OUTBOX_CHANNEL
 from interaction_recommender.settings import Settings

@@ -57,7 +57,7 @@ from aiokafka.errors import KafkaError
 from aiokafka.partitioner import murmur2
 
 from interaction_recommender.features.document import feature_document
-from interaction_recommender.features.snapshot import SnapshotRepository
+from interaction_recommender.features.repository import SnapshotRepository
 from interaction_recommender.features.state import UserFeatures
 from tests.fixtures.app import Service, platform_settings, run_service
 from tests.fixtures.factories import event_payload

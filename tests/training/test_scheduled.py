@@ -26,7 +26,7 @@ async def test_scheduled_training_replaces_the_model_and_takes_turns(settings: S
             catalog_topic=runtime.topics.movie_catalog,
         )
         await runtime.catalog.refresh()
-        training = ScheduledTraining(configured, runtime.database, runtime.catalog, interval_s=0.2)
+        training = ScheduledTraining(configured, runtime.database, interval_s=0.2)
 
         async with runtime.database.engine.connect() as other_worker:
             await other_worker.execute(text("SELECT pg_advisory_lock(3, 0)"))

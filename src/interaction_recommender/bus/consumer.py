@@ -8,7 +8,6 @@ so handlers must be idempotent. (Dead-lettering poison messages is the handler's
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -23,6 +22,7 @@ from tenacity import (
 )
 
 from interaction_recommender import metrics
+from interaction_recommender.background import BackgroundLoop
 from interaction_recommender.bus.base import Record, Subscription
 
 __all__ = ["ConsumerLoop", "ConsumerState", "Handler"]
@@ -51,7 +51,7 @@ class ConsumerState:
         return last is not None and (now - last).total_seconds() > after_s
 
 
-class ConsumerLoop:
+class ConsumerLoop(BackgroundLoop):
     def __init__(
         self,
         name: str,
@@ -62,30 +62,21 @@ class ConsumerLoop:
         poll_timeout_s: float = 0.5,
         max_backoff_s: float = 10.0,
     ) -> None:
+        super().__init__(f"consumer-{name}")
         self.name = name
         self._subscription = subscription
         self._handler = handler
         self._max_records = max_records
         self._poll_timeout_s = poll_timeout_s
         self._max_backoff_s = max_backoff_s
-        self._stopping = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
         self._handling = False
         self.state = ConsumerState()
 
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name=f"consumer-{self.name}")
-
     async def stop(self, grace_s: float = 1.0) -> None:
         """Stop after the current batch, or cancel it after ``grace_s``: an interrupted batch is
-        not committed, so it is simply delivered again later (handlers are idempotent)."""
-        self._stopping.set()
-        if self._task is not None:
-            # Waiting in poll() has nothing to lose: stop at once. A batch in hand gets the grace.
-            _, pending = await asyncio.wait({self._task}, timeout=grace_s if self._handling else 0)
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        not committed, so it is simply delivered again later (handlers are idempotent). Waiting
+        in poll() has nothing to lose: that stops at once."""
+        await self._end(cancel_after_s=grace_s if self._handling else 0)
         await self._subscription.close()
 
     async def _run(self) -> None:
@@ -101,7 +92,7 @@ class ConsumerLoop:
             self.state.running = False
 
     async def _consume(self) -> None:
-        while not self._stopping.is_set():
+        while not self.stopping:
             records = await self._subscription.poll(self._max_records, self._poll_timeout_s)
             if records:
                 self._handling = True
@@ -131,7 +122,7 @@ class ConsumerLoop:
             retry=retry_if_exception_type(Exception),
             wait=wait_exponential(multiplier=0.2, max=self._max_backoff_s) + wait_random(0, 0.2),
             before_sleep=self._record_failure,
-            sleep=self._interruptible_sleep,
+            sleep=self.pause,
             reraise=True,
         )
 
@@ -148,7 +139,3 @@ class ConsumerLoop:
             attempt=retry_state.attempt_number,
             exc_info=exc if self.state.consecutive_failures == 1 else None,
         )
-
-    async def _interruptible_sleep(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), seconds)

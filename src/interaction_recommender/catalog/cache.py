@@ -8,15 +8,12 @@ that committed a little after its timestamp is not missed.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from uuid import UUID
 
 import structlog
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
 
+from interaction_recommender.background import BackgroundLoop
 from interaction_recommender.catalog.movie import CatalogMovie
 from interaction_recommender.catalog.repository import CatalogRepository
 from interaction_recommender.storage.database import Database
@@ -26,15 +23,14 @@ __all__ = ["CatalogCache"]
 log = structlog.get_logger(__name__)
 
 
-class CatalogCache:
+class CatalogCache(BackgroundLoop):
     def __init__(self, database: Database, *, poll_s: float, overlap_s: float = 10.0) -> None:
+        super().__init__("catalog-poll")
         self._database = database
         self._poll_s = poll_s
         self._overlap = timedelta(seconds=overlap_s)
         self._movies: dict[UUID, CatalogMovie] = {}
         self._watermark: datetime | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = asyncio.Event()
         self.version = 0
         """Increases whenever a movie changed: caches derived from the catalog key on it."""
         self.last_refresh_error: str | None = None
@@ -65,8 +61,9 @@ class CatalogCache:
         clock skew between writers and the database)."""
         since = None if self._watermark is None else self._watermark - self._overlap
         async with self._database.transaction() as conn:
-            started = await _database_now(conn)
-            rows = await CatalogRepository(conn).changed_since(since)
+            repository = CatalogRepository(conn)
+            started = await repository.database_now()
+            rows = await repository.changed_since(since)
         changed = 0
         for row in rows:
             current = self._movies.get(row.movie_id)
@@ -78,19 +75,10 @@ class CatalogCache:
             self.version += 1
         return changed
 
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._poll(), name="catalog-poll")
-
-    async def stop(self) -> None:
-        self._stopping.set()
-        if self._task is not None:
-            await asyncio.gather(self._task, return_exceptions=True)
-
-    async def _poll(self) -> None:
-        while not self._stopping.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), self._poll_s)
-            if self._stopping.is_set():
+    async def _run(self) -> None:
+        while True:
+            await self.pause(self._poll_s)
+            if self.stopping:
                 return
             try:
                 await self.refresh()
@@ -98,11 +86,3 @@ class CatalogCache:
             except Exception as exc:  # keep serving the last good copy; health shows the error
                 self.last_refresh_error = type(exc).__name__
                 log.warning("catalog_refresh_failed", error=type(exc).__name__)
-
-
-async def _database_now(conn: AsyncConnection) -> datetime:
-    if conn.dialect.name == "postgresql":
-        value = (await conn.execute(text("SELECT statement_timestamp()"))).scalar_one()
-        assert isinstance(value, datetime)
-        return value.astimezone(UTC)
-    return datetime.now(UTC)  # SQLite: the embedded mode, one process, one clock

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Row, case, or_, select, update
+from sqlalchemy import Row, case, exists, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -109,6 +109,18 @@ class CatalogRepository:
             result = await self._conn.execute(select(movies).where(movies.c.movie_id.in_(chunk)))
             rows += result.all()
         return rows
+
+    async def any_stored(self) -> bool:
+        return bool((await self._conn.execute(select(exists().select_from(movies)))).scalar())
+
+    async def database_now(self) -> datetime:
+        """The database's clock (the catalog poll's watermark: writers stamp `updated_at` with
+        it). SQLite: the embedded mode, one process, one clock."""
+        if self._conn.dialect.name != "postgresql":
+            return datetime.now(UTC)
+        value = (await self._conn.execute(text("SELECT statement_timestamp()"))).scalar_one()
+        assert isinstance(value, datetime)
+        return value.astimezone(UTC)
 
     async def changed_since(self, since: datetime | None) -> list[Row[Any]]:
         query = select(movies)

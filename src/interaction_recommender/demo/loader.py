@@ -5,15 +5,15 @@ every later stage sees them as real events."""
 from __future__ import annotations
 
 import structlog
-from sqlalchemy import exists, select
 
+from interaction_recommender.catalog.repository import CatalogRepository
 from interaction_recommender.catalog.schemas import MovieBatchItem
 from interaction_recommender.catalog.service import upsert_movies
 from interaction_recommender.demo.world import World
+from interaction_recommender.events.repository import any_event_stored
 from interaction_recommender.events.schemas import NewEvent, parse_batch_item
 from interaction_recommender.events.store import EventStore
 from interaction_recommender.storage.database import Database
-from interaction_recommender.storage.tables import movies, raw_events
 
 __all__ = ["database_is_empty", "load_world"]
 
@@ -25,8 +25,8 @@ _MOVIE_BATCH = 5000
 
 async def database_is_empty(database: Database) -> bool:
     async with database.transaction() as conn:
-        has_events = (await conn.execute(select(exists().select_from(raw_events)))).scalar()
-        has_movies = (await conn.execute(select(exists().select_from(movies)))).scalar()
+        has_events = await any_event_stored(conn)
+        has_movies = await CatalogRepository(conn).any_stored()
     return not has_events and not has_movies
 
 

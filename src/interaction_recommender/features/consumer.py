@@ -36,7 +36,7 @@ from interaction_recommender.events.messages import EventMessage, decode_event_m
 from interaction_recommender.features.codec import encode
 from interaction_recommender.features.document import feature_document
 from interaction_recommender.features.extractor import apply_events, mark_dead_lettered
-from interaction_recommender.features.snapshot import SnapshotRepository
+from interaction_recommender.features.repository import SnapshotRepository
 from interaction_recommender.features.state import (
     DEFAULT_CONFIG,
     FeatureConfig,

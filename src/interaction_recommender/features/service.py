@@ -8,13 +8,13 @@ from uuid import UUID
 
 from interaction_recommender.catalog.cache import CatalogCache
 from interaction_recommender.errors import NotFound, ServiceUnavailable
-from interaction_recommender.events.queries import (
+from interaction_recommender.events.repository import (
     user_event_messages,
     user_has_events,
     user_max_sequence,
 )
 from interaction_recommender.features.extractor import build_features
-from interaction_recommender.features.snapshot import SnapshotRepository
+from interaction_recommender.features.repository import SnapshotRepository
 from interaction_recommender.features.state import (
     DEFAULT_CONFIG,
     FeatureConfig,

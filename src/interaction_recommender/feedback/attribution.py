@@ -23,7 +23,7 @@ import structlog
 
 from interaction_recommender import metrics
 from interaction_recommender.bus.base import Record
-from interaction_recommender.features.snapshot import SnapshotRepository
+from interaction_recommender.features.repository import SnapshotRepository
 from interaction_recommender.feedback.impressions import ImpressionLog
 from interaction_recommender.feedback.messages import feedback_message
 from interaction_recommender.feedback.repository import (

@@ -20,6 +20,7 @@ from uuid import UUID
 import structlog
 
 from interaction_recommender import metrics
+from interaction_recommender.background import BackgroundLoop
 from interaction_recommender.feedback.repository import (
     FeedbackRepository,
     Impression,
@@ -36,7 +37,7 @@ _PRUNE_EVERY_S = 3600.0
 _MAX_BACKOFF_S = 30.0
 
 
-class ImpressionLog:
+class ImpressionLog(BackgroundLoop):
     def __init__(
         self,
         database: Database,
@@ -46,6 +47,7 @@ class ImpressionLog:
         flush_s: float,
         retention_days: int,
     ) -> None:
+        super().__init__("impression-log")
         self._database = database
         self._capacity = capacity
         self._batch = batch
@@ -54,7 +56,6 @@ class ImpressionLog:
         self._pending: deque[Impression] = deque()
         self._wake = asyncio.Event()
         self._write_lock = asyncio.Lock()
-        self._task: asyncio.Task[None] | None = None
         # The first clean-up waits a minute: at start-up (the embedded mode's demo load and first
         # training) the database has better things to do than delete old rows.
         self._next_prune = time.monotonic() + 60.0
@@ -72,14 +73,8 @@ class ImpressionLog:
     def pending(self) -> int:
         return len(self._pending)
 
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="impression-log")
-
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._end(cancel_after_s=0)  # the final flush below writes what is left
         try:
             await self.flush()
         except Exception:  # shutdown with the database down: the log says how many were lost

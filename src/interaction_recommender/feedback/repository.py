@@ -136,6 +136,13 @@ class ImpressionRepository:
         result = await self._conn.execute(query)
         return [_from_mapping(row) for row in result.mappings()]
 
+    async def all_shown(self) -> list[tuple[UUID, list[Any], datetime]]:
+        """(user, items, shown_at) of every impression kept: what training reads of the log."""
+        result = await self._conn.execute(
+            select(impressions.c.user_id, impressions.c["items"], impressions.c.shown_at)
+        )
+        return [(user, items, at) for user, items, at in result.all()]
+
     async def delete_user(self, user_id: UUID) -> None:
         await self._conn.execute(delete(impressions).where(impressions.c.user_id == user_id))
 

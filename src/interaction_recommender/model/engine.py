@@ -7,15 +7,21 @@
       -> re-rank for diversity (a cap per primary genre, deterministic)
       -> top k, each with reasons from model/reasons.py
 
-Everything heavy was prepared at training time (model.py) or when the catalog changed
+Everything heavy was prepared at training time (arrays.py) or when the catalog changed
 (catalog_view.py); a call is a few vectorised numpy operations over the catalog. Events act
 without retraining: the history comes from the user's streaming features.
+
+Timing hooks: ``recommend`` and ``candidate_rows`` take an optional ``laps`` (a ``StageLaps``)
+that is told when each of ``STAGES`` ends; the default does nothing. bench/engine.py uses it for
+its per-stage split, so the benchmark times this code and no copy of it.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 from uuid import UUID
 
@@ -29,13 +35,70 @@ from interaction_recommender.model.catalog_view import CatalogView, keywords_of
 from interaction_recommender.model.context import Context
 from interaction_recommender.model.labels import user_labels
 
-__all__ = ["Candidates", "EngineSettings", "Recommendation", "candidate_rows", "recommend"]
+__all__ = [
+    "STAGES",
+    "Candidates",
+    "EngineSettings",
+    "Recommendation",
+    "StageLaps",
+    "candidate_rows",
+    "recommend",
+]
 
 Floats = npt.NDArray[np.float32]
 _COLUMN = {name: i for i, name in enumerate(FEATURE_NAMES)}
 _FLAGS = frozenset({"new_release", "search_match", "genre_affinity"})
 _CONTINUOUS = np.array([i for name, i in _COLUMN.items() if name not in _FLAGS])
 _MAX_REASONS = 3
+
+STAGES = (
+    "user state",  # _UserState.of: labels, exclusions (Python over the history)
+    "EASE",  # weights @ ease[history]
+    "ALS",  # fold-in solve + item_factors @ u
+    "kNN",  # neighbour contributions, np.add.at
+    "genre affinity",  # genre_affinity_at, genre_matrix @ v / genre_counts
+    "other columns",  # zeros (items x 8), popularity, trending, new release, search match
+    "filter",  # available & ~excluded (& related to the anchor), flatnonzero
+    "standardise",  # columns[pool], per-column mean/std
+    "score",  # the ranker (+ the search boost)
+    "top k",  # argpartition, lexsort, the genre cap
+    "position map",  # the k chosen items' rows: searchsorted over the (sorted) pool
+    "reasons",  # _reasons_for the k items, Recommendation objects
+)
+"""The engine's stages, in call order, as ``StageLaps`` reports them."""
+
+
+class _NoLaps:
+    """The default: timing off (a method call per stage, nothing else)."""
+
+    def lap(self, stage: str) -> None:
+        pass
+
+
+@dataclass
+class StageLaps:
+    """Nanoseconds spent per stage, summed over the calls it was passed to. The clock starts
+    when the object is made or ``restart`` is called; each ``lap`` charges the time since the
+    previous one to its stage."""
+
+    clock: Callable[[], int] = time.perf_counter_ns
+    spent: dict[str, int] = field(default_factory=dict)
+    _last: int = 0
+
+    def __post_init__(self) -> None:
+        self._last = self.clock()
+
+    def restart(self) -> None:
+        self._last = self.clock()
+
+    def lap(self, stage: str) -> None:
+        now = self.clock()
+        self.spent[stage] = self.spent.get(stage, 0) + now - self._last
+        self._last = now
+
+
+_NO_LAPS = _NoLaps()
+Laps = StageLaps | _NoLaps
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,8 +129,11 @@ def recommend(
     *,
     now: datetime,
     settings: EngineSettings = EngineSettings(),
+    laps: Laps = _NO_LAPS,
 ) -> list[Recommendation]:
-    candidates = candidate_rows(features, context, model, view, now=now, settings=settings)
+    candidates = candidate_rows(
+        features, context, model, view, now=now, settings=settings, laps=laps
+    )
     if candidates.pool.size == 0:
         return []
     personal = candidates.state.history.size or candidates.anchor is not None
@@ -83,14 +149,17 @@ def recommend(
     if context.kind == "search":
         boost = np.float32(settings.search_boost)
         scores = scores + boost * candidates.rows[:, _COLUMN["search_match"]]
+    laps.lap("score")
     chosen = _top(candidates.pool, scores, k, view, settings)
+    laps.lap("top k")
     # The pool is sorted (flatnonzero), so each chosen item's row is found by binary search
     # instead of a dict over the whole pool (which cost 60% of a call at 100,000 movies).
     picked = np.asarray(chosen, dtype=np.int64)
     positions = np.searchsorted(candidates.pool, picked)
+    laps.lap("position map")
     rows = candidates.rows[positions]
     reasons = _reasons_for(picked, rows, candidates, model, view, features, now)
-    return [
+    answer = [
         Recommendation(
             movie_id=view.ids[item],
             score=_probability(float(scores[at])),
@@ -98,6 +167,8 @@ def recommend(
         )
         for item, at, why in zip(chosen, positions.tolist(), reasons, strict=True)
     ]
+    laps.lap("reasons")
+    return answer
 
 
 @dataclass
@@ -118,18 +189,23 @@ def candidate_rows(
     *,
     now: datetime,
     settings: EngineSettings = EngineSettings(),
+    laps: Laps = _NO_LAPS,
 ) -> Candidates:
     """Sources and filters: every recommendable item and its feature row. Training tunes the
     ranker on exactly these rows."""
     state = _UserState.of(features, model, view)
+    laps.lap("user state")
     anchor = view.index.get(context.movie_id) if context.movie_id else None
-    columns = _feature_columns(state, features, context, anchor, model, view, now, settings)
+    columns = _feature_columns(state, features, context, anchor, model, view, now, settings, laps)
     allowed = view.available & ~state.excluded
     if anchor is not None:
         allowed[anchor] = False
         allowed &= _related_to(anchor, model, view)
     pool = np.flatnonzero(allowed)
-    return Candidates(pool, _standardised(columns, pool), state, anchor)
+    laps.lap("filter")
+    candidates = Candidates(pool, _standardised(columns, pool), state, anchor)
+    laps.lap("standardise")
+    return candidates
 
 
 @dataclass
@@ -170,6 +246,7 @@ def _feature_columns(
     view: CatalogView,
     now: datetime,
     settings: EngineSettings,
+    laps: Laps = _NO_LAPS,
 ) -> Floats:
     """One column per FEATURE_NAMES entry over every item of the view (0 for items the model
     does not know)."""
@@ -180,19 +257,24 @@ def _feature_columns(
         history, weights = np.array([anchor]), np.ones(1, dtype=np.float32)
     else:
         history, weights = state.history, state.weights
+    laps.lap("other columns")
     if history.size:
         if model.ease is not None:
             columns[:nm, _COLUMN["ease"]] = weights @ model.ease[history]
+        laps.lap("EASE")
         if model.item_factors is not None:
             columns[:nm, _COLUMN["als"]] = model.item_factors @ _fold_in(model, history, weights)
+        laps.lap("ALS")
         knn = np.zeros(nm, dtype=np.float32)
         neighbors = model.neighbors[history]
         contributions = model.neighbor_weights[history] * weights[:, None]
         valid = neighbors >= 0
         np.add.at(knn, neighbors[valid], contributions[valid])
         columns[:nm, _COLUMN["item_knn"]] = knn
+        laps.lap("kNN")
     columns[:nm, _COLUMN["popularity"]] = model.popularity
     columns[:nm, _COLUMN["trending"]] = model.trending
+    laps.lap("other columns")
     if features is not None and view.genres:
         affinity = genre_affinity_at(features, now)
         vector = np.array([max(affinity.get(g, 0.0), 0.0) for g in view.genres], np.float32)
@@ -200,11 +282,13 @@ def _feature_columns(
             columns[:, _COLUMN["genre_affinity"]] = (
                 view.genre_matrix @ (vector / vector.max())
             ) / view.genre_counts
+    laps.lap("genre affinity")
     columns[:, _COLUMN["new_release"]] = view.release_year >= now.year - settings.new_release_years
     for word in _search_keywords(features, settings):
         items = view.keyword_items.get(word)
         if items is not None:
             columns[items, _COLUMN["search_match"]] = 1.0
+    laps.lap("other columns")
     return columns
 
 

@@ -11,7 +11,6 @@ which consumers absorb (docs/topics.md). Ingestion never waits for the relay.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from tenacity import (
 )
 
 from interaction_recommender import metrics
+from interaction_recommender.background import BackgroundLoop
 from interaction_recommender.bus.base import Bus, Message
 from interaction_recommender.outbox.repository import OUTBOX_CHANNEL, OutboxRepository
 from interaction_recommender.storage.database import Database
@@ -49,7 +49,7 @@ class RelayState:
     last_error_at: datetime | None = None
 
 
-class OutboxRelay:
+class OutboxRelay(BackgroundLoop):
     def __init__(
         self,
         database: Database,
@@ -61,6 +61,7 @@ class OutboxRelay:
         max_backoff_s: float,
         retention_s: float,
     ) -> None:
+        super().__init__("outbox-relay")
         self._database = database
         self._bus = bus
         self._batch_size = batch_size
@@ -69,20 +70,13 @@ class OutboxRelay:
         self._max_backoff_s = max_backoff_s
         self._retention = timedelta(seconds=retention_s)
         self._wake = asyncio.Event()
-        self._stopping = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
         self.state = RelayState()
         database.listen(OUTBOX_CHANNEL, self._wake.set)  # rows committed: publish them now
 
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="outbox-relay")
-
     async def stop(self, flush_timeout_s: float = 5.0) -> None:
         """Stop the loop, then publish what is still pending (bounded by the timeout)."""
-        self._stopping.set()
         self._wake.set()
-        if self._task is not None:
-            await asyncio.gather(self._task, return_exceptions=True)
+        await self._end()
         deadline = time.monotonic() + flush_timeout_s
         try:
             async with asyncio.timeout(flush_timeout_s):
@@ -111,18 +105,18 @@ class OutboxRelay:
     async def _run(self) -> None:
         self.state.running = True
         try:
-            while not self._stopping.is_set():
+            while not self.stopping:
                 try:
                     await self._loop()
                 except Exception:  # a bug must not silently stop publishing: log, restart
                     log.exception("outbox_relay_crashed")
-                    await self._interruptible_sleep(1.0)
+                    await self.pause(1.0)
         finally:
             self.state.running = False
 
     async def _loop(self) -> None:
         next_gauges = next_cleanup = 0.0
-        while not self._stopping.is_set():
+        while not self.stopping:
             sent = await self._publish_with_retry()
             now = time.monotonic()
             if now >= next_gauges:
@@ -139,13 +133,13 @@ class OutboxRelay:
             retry=retry_if_exception_type(Exception),
             wait=wait_exponential(multiplier=0.1, max=self._max_backoff_s) + wait_random(0, 0.2),
             before_sleep=self._record_failure,
-            sleep=self._interruptible_sleep,
+            sleep=self.pause,
             reraise=True,
         )
         sent = 0
         async for attempt in retrying:
             with attempt:
-                if self._stopping.is_set():
+                if self.stopping:
                     return 0
                 sent = await self.publish_once()
         self.state.consecutive_failures = 0
@@ -166,10 +160,6 @@ class OutboxRelay:
             exc_info=exc if self.state.consecutive_failures == 1 else None,
         )
 
-    async def _interruptible_sleep(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), seconds)
-
     async def _idle(self) -> None:
         try:
             await asyncio.wait_for(self._wake.wait(), self._idle_poll_s)
@@ -178,7 +168,7 @@ class OutboxRelay:
         self._wake.clear()
         # Woken by a commit: linger a moment so that the next claim carries a batch. Waking for
         # every single event cost ~20% of the API process's throughput (docs/benchmarks.md).
-        await self._interruptible_sleep(self._linger_s)
+        await self.pause(self._linger_s)
 
     async def _guarded(self, work: Awaitable[object]) -> None:
         try:

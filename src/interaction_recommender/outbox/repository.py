@@ -82,6 +82,12 @@ class OutboxRepository:
     async def mark_sent(self, ids: Sequence[int], now: datetime) -> None:
         await self._conn.execute(update(outbox).where(outbox.c.id.in_(ids)).values(sent_at=now))
 
+    async def delete_unsent(self, key: str) -> None:
+        """Erasure: the messages of ``key`` (a user id) that were not published yet."""
+        await self._conn.execute(
+            delete(outbox).where(outbox.c.sent_at.is_(None), outbox.c.message_key == key)
+        )
+
     async def delete_sent_before(self, cutoff: datetime) -> int:
         result = await self._conn.execute(
             delete(outbox).where(outbox.c.sent_at.is_not(None), outbox.c.sent_at < cutoff)

@@ -29,8 +29,9 @@ import numpy as np
 import structlog
 
 from interaction_recommender import metrics
+from interaction_recommender.background import BackgroundLoop
 from interaction_recommender.catalog.cache import CatalogCache
-from interaction_recommender.events.queries import recent_movie_counts
+from interaction_recommender.events.repository import recent_movie_counts
 from interaction_recommender.model.arrays import RecommenderModel, popularity_model
 from interaction_recommender.model.artifact import ArtifactError, load_artifact, read_manifest
 from interaction_recommender.model.catalog_view import CatalogView, build_catalog_view
@@ -64,10 +65,11 @@ class ReloadResult:
     new_version: str | None
 
 
-class ModelRegistry:
+class ModelRegistry(BackgroundLoop):
     def __init__(
         self, model_path: Path, catalog: CatalogCache, database: Database, *, poll_s: float
     ) -> None:
+        super().__init__("model-poll")
         self._path = model_path
         self._catalog = catalog
         self._database = database
@@ -75,8 +77,6 @@ class ModelRegistry:
         self._fallback_counted_at = 0.0
         self._poll_s = poll_s
         self._lock = asyncio.Lock()
-        self._stopping = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
         self.current: LoadedModel | None = None
         self.last_error: str | None = None
         metrics.MODEL_INFO.info({"version": "fallback", "status": "fallback", "loaded_at": ""})
@@ -177,16 +177,8 @@ class ModelRegistry:
         if self.current is current:  # not replaced by a reload meanwhile
             self.current = LoadedModel(current.model, current.manifest, current.loaded_at, view)
 
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._poll(), name="model-poll")
-
-    async def stop(self) -> None:
-        self._stopping.set()
-        if self._task is not None:
-            await asyncio.gather(self._task, return_exceptions=True)
-
-    async def _poll(self) -> None:
-        while not self._stopping.is_set():
+    async def _run(self) -> None:
+        while not self.stopping:
             with contextlib.suppress(ArtifactError):
                 if self._path.exists() or self.current is not None:
                     await self.reload()
@@ -195,5 +187,4 @@ class ModelRegistry:
                 await self._refresh_fallback()
             except Exception as exc:  # keep serving the last good view
                 log.warning("catalog_view_refresh_failed", error=type(exc).__name__)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), self._poll_s)
+            await self.pause(self._poll_s)

@@ -22,12 +22,10 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from interaction_recommender.events.messages import EventMessage
-from interaction_recommender.feedback.repository import Impression
-from interaction_recommender.storage.tables import impressions
+from interaction_recommender.feedback.repository import Impression, ImpressionRepository
 
 __all__ = [
     "IGNORED_TIMES",
@@ -61,10 +59,8 @@ def shown_lists(rows: Iterable[Impression]) -> list[ShownList]:
 async def stored_shown_lists(conn: AsyncConnection) -> list[ShownList]:
     """Every impression the log keeps (FEEDBACK_RETENTION_DAYS), reading only what training
     needs: held in memory like the events training reads."""
-    result = await conn.execute(
-        select(impressions.c.user_id, impressions.c["items"], impressions.c.shown_at)
-    )
-    return [ShownList(user, _movie_ids(items), at) for user, items, at in result.all()]
+    rows = await ImpressionRepository(conn).all_shown()
+    return [ShownList(user, _movie_ids(items), at) for user, items, at in rows]
 
 
 def _movie_ids(items: Iterable[Any]) -> tuple[UUID, ...]:

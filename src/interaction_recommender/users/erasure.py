@@ -16,17 +16,14 @@ from datetime import datetime
 from typing import Protocol
 from uuid import UUID
 
-from sqlalchemy import delete
-
 from interaction_recommender.deadletter.repository import DeadLetterRepository
-from interaction_recommender.events.queries import delete_user_events
-from interaction_recommender.features.snapshot import SnapshotRepository
+from interaction_recommender.events.repository import delete_user_events
+from interaction_recommender.features.repository import SnapshotRepository
 from interaction_recommender.features.store import FeatureStore
 from interaction_recommender.feedback.impressions import ImpressionLog
 from interaction_recommender.feedback.repository import FeedbackRepository, ImpressionRepository
 from interaction_recommender.outbox.repository import OutboxMessage, OutboxRepository
 from interaction_recommender.storage.database import Database
-from interaction_recommender.storage.tables import outbox
 from interaction_recommender.wire import utc_now
 
 __all__ = ["UserCache", "UserErasure", "erase_user"]
@@ -86,9 +83,7 @@ async def erase_user(
         await snapshot.mark_erased(user_id, now)
         await snapshot.delete(user_id)
         await delete_user_events(conn, user_id)
-        await conn.execute(
-            delete(outbox).where(outbox.c.sent_at.is_(None), outbox.c.message_key == str(user_id))
-        )
+        await OutboxRepository(conn).delete_unsent(str(user_id))
         await DeadLetterRepository(conn).delete_user(user_id)
         await ImpressionRepository(conn).delete_user(user_id)
         await FeedbackRepository(conn).delete_user(user_id)

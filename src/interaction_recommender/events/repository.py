@@ -1,8 +1,8 @@
-"""Reads of stored events for later stages (feature refresh, training, erasure)."""
+"""All SQL on stored events for later stages (feature refresh, training, erasure, the popularity
+fallback). Ingest writes through the event store (store.py and its adapters)."""
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -11,13 +11,13 @@ from sqlalchemy import delete, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from interaction_recommender.events.messages import SCHEMA_VERSION, EventMessage
-from interaction_recommender.storage.database import Database
 from interaction_recommender.storage.tables import raw_events
 
 __all__ = [
     "all_event_messages",
+    "any_event_stored",
     "delete_user_events",
-    "event_messages_in_pages",
+    "event_messages_after",
     "recent_movie_counts",
     "user_event_messages",
     "user_has_events",
@@ -54,27 +54,20 @@ async def all_event_messages(conn: AsyncConnection) -> list[EventMessage]:
     return [_message(row) async for row in result]
 
 
-async def event_messages_in_pages(database: Database, page: int = 5000) -> list[EventMessage]:
-    """Every stored event, like ``all_event_messages``, read a page per transaction: the embedded
-    mode has ONE database connection, and holding it for the whole read (seconds for 100k
-    events) made requests wait past their pool timeout while the demo model trained."""
-    messages: list[EventMessage] = []
-    after = -1
-    while True:
-        async with database.transaction() as conn:
-            rows = (
-                await conn.execute(
-                    select(raw_events)
-                    .where(raw_events.c.sequence > after)
-                    .order_by(raw_events.c.sequence)
-                    .limit(page)
-                )
-            ).all()
-        messages += map(_message, rows)
-        if len(rows) < page:
-            return messages
-        after = rows[-1].sequence
-        await asyncio.sleep(0)  # let waiting requests have the connection
+async def event_messages_after(conn: AsyncConnection, after: int, limit: int) -> list[EventMessage]:
+    """Up to ``limit`` stored events with a sequence above ``after``, in sequence order (one
+    page of a read that must not hold a connection for long)."""
+    query = (
+        select(raw_events)
+        .where(raw_events.c.sequence > after)
+        .order_by(raw_events.c.sequence)
+        .limit(limit)
+    )
+    return [_message(row) for row in (await conn.execute(query)).all()]
+
+
+async def any_event_stored(conn: AsyncConnection) -> bool:
+    return bool((await conn.execute(select(exists().select_from(raw_events)))).scalar())
 
 
 def _message(row: Any) -> EventMessage:

@@ -1,0 +1,77 @@
+"""One training job, the same for every caller (`recommender train`, `create-sample-model`, the
+scheduled trainer, the embedded mode's first model): the stored input read without holding a
+connection for long, then fit and evaluate (pipeline.py), then the artifact written to MODEL_PATH
+(the previous one kept for rollback)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from interaction_recommender.catalog.movie import CatalogMovie
+from interaction_recommender.catalog.repository import CatalogRepository
+from interaction_recommender.events.messages import EventMessage
+from interaction_recommender.events.repository import event_messages_after
+from interaction_recommender.model.artifact import save_artifact
+from interaction_recommender.model.engine import EngineSettings
+from interaction_recommender.model.labels import LabelWeights
+from interaction_recommender.settings import Settings
+from interaction_recommender.storage.database import Database
+from interaction_recommender.training.fit import FitConfig
+from interaction_recommender.training.impressions import ShownList, stored_shown_lists
+from interaction_recommender.training.pipeline import TrainResult, train_model
+
+__all__ = ["TrainingInput", "stored_training_input", "train_and_save"]
+
+_PAGE = 5000
+
+
+@dataclass(frozen=True)
+class TrainingInput:
+    events: list[EventMessage]
+    catalog: list[CatalogMovie]
+    shown: Sequence[ShownList] = ()
+    """The impression log's lists (used when LABEL_IGNORED_TWICE is not 0)."""
+
+
+async def stored_training_input(settings: Settings, database: Database) -> TrainingInput:
+    """Every stored event, a page per transaction (the embedded mode has ONE database
+    connection: holding it for a whole read of 100k events made requests wait past their pool
+    timeout while the demo model trained), the catalog, and the impression log's lists."""
+    events: list[EventMessage] = []
+    after = -1
+    while True:
+        async with database.transaction() as conn:
+            page = await event_messages_after(conn, after, _PAGE)
+        events += page
+        if len(page) < _PAGE:
+            break
+        after = page[-1].sequence
+        await asyncio.sleep(0)  # let waiting requests have the connection
+    async with database.transaction() as conn:
+        rows = await CatalogRepository(conn).changed_since(None)
+        shown = await stored_shown_lists(conn) if settings.label_ignored_twice else []
+    return TrainingInput(events, [CatalogMovie.from_row(row) for row in rows], shown)
+
+
+def train_and_save(
+    settings: Settings,
+    data: TrainingInput,
+    *,
+    progress: Callable[[str], Any] = lambda _: None,
+) -> tuple[TrainResult, dict[str, Any]]:
+    """Fit with the settings' labels and configuration, write the artifact; (the result, its
+    manifest). CPU-bound for seconds to minutes: callers on an event loop run it in a thread."""
+    result = train_model(
+        data.events,
+        data.catalog,
+        labels=LabelWeights.from_settings(settings),
+        config=FitConfig(ease_max_items=settings.ease_max_items, threads=settings.train_threads),
+        engine=EngineSettings(diversity=settings.diversity),
+        progress=progress,
+        impressions=data.shown,
+    )
+    manifest = save_artifact(result.model, settings.effective_model_path)
+    return result, manifest
