@@ -40,7 +40,7 @@ REDIS = "cinemate-redis"
 BROKER = "cinemate-broker"
 KAFKA_UI = "kafka-ui"
 
-# contract.md, "Configuration names the platform already uses".
+# docs/contract.md, "Names shared with the platform": environment variables.
 PLATFORM_ENV = {
     "DATABASE_URL": "postgresql+asyncpg://admin:admin@interaction-db:5432/interaction_db",
     "REDIS_URL": "redis://cinemate-redis:6379",
@@ -50,7 +50,7 @@ PLATFORM_ENV = {
     "ENABLE_KAFKA": "true",
 }
 
-# contract.md, "Deployment names the platform's runbooks use".
+# docs/contract.md, "Names shared with the platform": container names.
 CONTAINER_NAMES = {
     SERVICE: "cinemate-interaction-recommender",
     DB: "cinemate-interaction-postgres",

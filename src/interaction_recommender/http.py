@@ -266,7 +266,8 @@ def install_error_handlers(app: FastAPI) -> None:
         }
         if exc.status_code == 400 and isinstance(exc.__cause__, ValueError | RecursionError):
             # FastAPI's body reader failed to decode the JSON (not UTF-8, nested too deep, an
-            # integer too long): malformed input, a 422 like any other invalid JSON (contract.md).
+            # integer too long): malformed input, a 422 like any other invalid JSON
+            # (docs/contract.md).
             return error_response(
                 Unprocessable(
                     "The request body is not valid JSON.",

@@ -1,5 +1,5 @@
 """Building blocks of every wire schema: camelCase JSON, lenient about nulls and unknown keys,
-strict about types (contract.md)."""
+strict about types (docs/contract.md)."""
 
 from __future__ import annotations
 

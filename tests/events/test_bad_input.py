@@ -1,7 +1,8 @@
 """Malformed input at the event routes: a 4xx in the one error shape, never a 5xx, nothing stored.
 
-contract.md: malformed input (not a UUID, not a number, a naive timestamp) is a 422; an oversized
-body is a 413 (64 KiB per single event, 16 MiB for /events/batch), a body that is not JSON a 415.
+docs/contract.md: malformed input (not a UUID, not a number, a naive timestamp) is a 422; an
+oversized body is a 413 (64 KiB per single event, 16 MiB for /events/batch), a body that is not
+JSON a 415.
 Explicit nulls and missing keys are accepted alike, and unknown keys are ignored.
 """
 

@@ -65,7 +65,7 @@ async def test_unprefixed_route_is_the_same_handler(service: Service) -> None:
 
 
 async def test_guide_curl_example_without_request_id_gets_one(service: Service) -> None:
-    # The integration guide's example: no requestId, no sessionId, no progressPercent.
+    # A caller's minimal watch event: no requestId, no sessionId, no progressPercent.
     body = {
         "userId": "550e8400-e29b-41d4-a716-446655440000",
         "movieId": "550e8400-e29b-41d4-a716-446655440001",

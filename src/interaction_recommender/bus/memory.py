@@ -5,6 +5,7 @@ Consumer groups keep committed offsets in memory (lost with the process, like th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import deque
 from collections.abc import Sequence
 
@@ -30,7 +31,10 @@ class MemoryBus:
         self._capacity = capacity_per_topic
         self._topics: dict[str, _TopicLog] = {}
         self._committed: dict[tuple[str, str], int] = {}  # (group, topic) -> next offset
-        self._published = asyncio.Condition()
+        # Set (and replaced) by every publish. An Event, not a Condition: a consumer cancelled at
+        # shutdown while a Condition re-acquired its lock could leave the lock "unlocked with a
+        # waiter" on Python 3.11 (the next waiter hung until the lifespan's timeout).
+        self._published = asyncio.Event()
 
     def _log(self, topic: str) -> _TopicLog:
         log = self._topics.get(topic)
@@ -50,8 +54,8 @@ class MemoryBus:
             if len(log.messages) == log.messages.maxlen:
                 log.base_offset += 1
             log.messages.append(message)
-        async with self._published:
-            self._published.notify_all()
+        published, self._published = self._published, asyncio.Event()
+        published.set()
 
     async def probe(self) -> str:
         return "in-process bus"
@@ -68,12 +72,11 @@ class MemoryBus:
         return start + len(items), items
 
     async def wait_for_messages(self, timeout_s: float) -> None:
-        """Return at the next publish, or after ``timeout_s``."""
-        async with self._published:
-            try:
-                await asyncio.wait_for(self._published.wait(), timeout_s)
-            except TimeoutError:
-                return
+        """Return at the next publish, or after ``timeout_s``. The event is taken before the
+        first await, so a publish right after the caller's last read is not missed."""
+        published = self._published
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(published.wait(), timeout_s)
 
     def committed(self, group: str, topic: str) -> int:
         return self._committed.get((group, topic), 0)

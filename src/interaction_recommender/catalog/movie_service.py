@@ -3,8 +3,8 @@
 No database here: `fetch_catalog` (paged walk) and `fetch_all_movies` (one request) return a
 `CatalogSnapshot` that the caller applies. A snapshot is only ever returned for a walk that reached
 the last page; a page that still fails after its retries raises `CatalogSyncIncomplete`, so that a
-partial walk can never be mistaken for the whole catalog (contract.md, "The movie-service catalog
-API").
+partial walk can never be mistaken for the whole catalog (docs/contract.md, "Outbound: the
+movie-service catalog").
 
 Mapping of a movie-service Movie onto `MovieBatchItem` (`map_movie`): any field may be null or
 missing, unknown fields are ignored, a value that is unusable (wrong type, out of range, too long)

@@ -4,7 +4,7 @@ Everything is derived from one seed through private ``random.Random`` streams (n
 random module, never the clock), so the same arguments always give exactly the same world, down to
 the bytes of its JSON Lines file.
 
-What the streams look like (contract.md, "What the callers send"):
+What the streams look like (docs/contract.md, "Event ingestion"):
 
 - a watch session is several ``watch`` heartbeats for the same movie and ``sessionId``, progress
   rising through 5, 25, 50, 75, 95 (and sometimes 100) percent, stopping early when the user

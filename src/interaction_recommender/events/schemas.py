@@ -1,4 +1,4 @@
-"""Wire schemas of the event API (contract.md: camelCase, nulls and missing keys alike, unknown
+"""Wire schemas of the event API (docs/contract.md: camelCase, nulls and missing keys alike, unknown
 keys ignored; every metadata key optional and nullable except a search's ``query``)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Recommendation contexts, as the Java callers send them (contract.md)."""
+"""Recommendation contexts, as the Java callers send them (docs/contract.md)."""
 
 from __future__ import annotations
 

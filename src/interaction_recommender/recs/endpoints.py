@@ -1,4 +1,4 @@
-"""Recommendation and model routes: parse, call the service, answer (contract.md shapes)."""
+"""Recommendation and model routes: parse, call the service, answer (docs/contract.md shapes)."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 - EASE (Steck 2019) on the binary matrix while the catalog has at most ``ease_max_items`` items
   (a dense item x item matrix: 4 bytes x items²); ALS (the `implicit` library) otherwise, or in
-  addition when ``als`` is on: the findings (docs/benchmarks.md) show a blend of both beats each.
+  addition when ``als`` is on (the ranker blends both; its weights are tuned on the inner split).
 - Neighbour lists: the top ``neighbors`` items per item, from EASE's weights or from cosine
   similarity of the co-occurrence (computed in blocks, so 100,000 items fit in memory).
 - Popularity and trending (time-decayed positives as of the end of the data).
