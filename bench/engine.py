@@ -71,7 +71,7 @@ K = 20
 FACTORS = 64
 NEIGHBORS = 50
 EASE_MAX_ITEMS = FitConfig().ease_max_items
-HTTP_P99_BUDGET_US = 25_000  # the serving issue: cache-miss p99 <= 25 ms for the HTTP request
+HTTP_P99_BUDGET_US = 25_000  # the serving aim: cache-miss p99 <= 25 ms per HTTP request
 CONTEXTS = ("home", "similar", "search")
 RANKER_WEIGHTS = {"item_knn": 0.25, "popularity": 0.1, "genre_affinity": 0.25}
 STAGES = E.STAGES
@@ -437,7 +437,7 @@ def render(setups: list[Setup], rows: list[Row], args: argparse.Namespace, run: 
         )
         lines.append(
             f"- {size:,} movies: worst p99 {p99 / 1000:,.1f} ms ({worst.kind}, {worst.context}) "
-            f"= {share:.0%} of the serving issue's 25 ms cache-miss p99 for the whole HTTP "
+            f"= {share:.0%} of the serving aim's 25 ms cache-miss p99 for the whole HTTP "
             f"request (this is the engine call alone, no HTTP/Redis/serialisation): {verdict}"
             + (
                 f"; its biggest stage: {biggest[0]} ({biggest[1] / 1e6:,.1f} ms mean)."

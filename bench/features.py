@@ -889,7 +889,8 @@ _GROUPS: dict[str, tuple[str, ...]] = {
         "interaction_recommender/features/consumer",
     ),
     "feature extraction (features/extractor.py)": ("interaction_recommender/features/extractor",),
-    "snapshot SQL (features/repository.py)": ("interaction_recommender/features/snapshot",),
+    "feature codec (features/codec.py)": ("interaction_recommender/features/codec",),
+    "snapshot SQL (features/repository.py)": ("interaction_recommender/features/repository",),
     "Redis store (features/store.py)": ("interaction_recommender/features/store",),
     "message decode (events/messages.py)": ("interaction_recommender/events/messages",),
     "placeholder consumer (catalog/placeholders.py)": (
@@ -909,8 +910,8 @@ _GROUPS: dict[str, tuple[str, ...]] = {
 
 
 _HEADLINE = (
-    ("encode (features/extractor.py)", "features `encode`"),
-    ("decode (features/extractor.py)", "features `decode`"),
+    ("encode (features/codec.py)", "features `encode`"),
+    ("decode (features/codec.py)", "features `decode`"),
     ("apply_events (features/extractor.py)", "`apply_events`"),
     ("SnapshotRepository.load_many (features/repository.py)", "`load_many` (SQL + decode)"),
     ("SnapshotRepository.save_many (features/repository.py)", "`save_many` (encode + SQL)"),

@@ -110,7 +110,7 @@ _GROUPS: dict[str, tuple[str, ...]] = {
     "recommendation service (recs/service.py)": ("interaction_recommender/recs/service",),
     "engine (model/engine.py)": ("interaction_recommender/model/engine",),
     "hydration: Redis GET + HGET (recs/hydration.py)": ("interaction_recommender/recs/hydration",),
-    "features decode (features/extractor.py)": ("interaction_recommender/features/extractor",),
+    "features decode (features/codec.py)": ("interaction_recommender/features/codec",),
     "impression log (feedback/)": ("interaction_recommender/feedback/",),
     "endpoint (recs/endpoints.py)": ("interaction_recommender/recs/endpoints",),
     "edge middleware (http.py)": ("interaction_recommender/http",),

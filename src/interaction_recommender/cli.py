@@ -259,8 +259,8 @@ def dlq_list(
     limit: Annotated[int, typer.Option(min=1, max=10_000)] = 100,
 ) -> None:
     """Print dead letters (JSON lines), oldest first."""
+    from interaction_recommender.deadletter.messages import dead_letter_document
     from interaction_recommender.deadletter.repository import DeadLetterRepository
-    from interaction_recommender.deadletter.service import dead_letter_document
 
     async def _run(conn: Any) -> None:
         rows = await DeadLetterRepository(conn).recent(pending_only=not all_letters, limit=limit)

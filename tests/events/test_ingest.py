@@ -64,7 +64,7 @@ async def test_unprefixed_route_is_the_same_handler(service: Service) -> None:
     assert again.json()["eventId"] == first.json()["eventId"]
 
 
-async def test_guide_curl_example_without_request_id_gets_one(service: Service) -> None:
+async def test_a_minimal_watch_event_without_request_id_gets_one(service: Service) -> None:
     # A caller's minimal watch event: no requestId, no sessionId, no progressPercent.
     body = {
         "userId": "550e8400-e29b-41d4-a716-446655440000",

@@ -13,7 +13,7 @@ from interaction_recommender.model import reasons as r
 from interaction_recommender.model.arrays import RecommenderModel
 from interaction_recommender.model.catalog_view import build_catalog_view
 from interaction_recommender.model.context import Context, parse_context
-from interaction_recommender.model.engine import EngineSettings, recommend
+from interaction_recommender.model.engine import STAGES, EngineSettings, StageLaps, recommend
 from interaction_recommender.model.labels import LabelWeights
 from interaction_recommender.training.dataset import features_by_user
 from interaction_recommender.training.fit import FitConfig, Params, fit_model
@@ -243,3 +243,18 @@ def test_contexts(raw: str | None, movie: UUID | None, expected: Context) -> Non
 def test_a_bad_movie_id_in_a_context_is_an_error() -> None:
     with pytest.raises(ValueError, match="badly formed"):
         parse_context("similar:not-a-uuid")
+
+
+def test_the_timing_hooks_change_no_answer_and_time_every_stage(
+    world: PlantedWorld, model: RecommenderModel
+) -> None:
+    view = build_catalog_view(model, world.catalog, catalog_version=0)
+    laps = StageLaps()
+    for user in list(world.users)[:10]:
+        features = _features(world, user)
+        for context in (HOME, Context("search")):
+            plain = recommend(features, context, 10, model, view, now=END)
+            timed = recommend(features, context, 10, model, view, now=END, laps=laps)
+            assert timed == plain
+    assert set(laps.spent) == set(STAGES)
+    assert all(spent >= 0 for spent in laps.spent.values())

@@ -213,3 +213,52 @@ def test_movie_ids_read_from_postgres_load() -> None:
     (loaded,) = loads(pickle.dumps([PostgresUUID(movie.bytes)]))
 
     assert loaded == movie
+
+
+def test_an_object_array_naming_a_forbidden_global_is_refused(tmp_path: Path) -> None:
+    """joblib pickles an object array's items in a nested stream: it goes through the same
+    allow-list (joblib < 1.6 read it with a plain unpickler)."""
+    path = tmp_path / "values.pkl"
+    joblib.dump({"items": np.array([os.system, 1], dtype=object)}, path, compress=3)
+
+    with pytest.raises(ForbiddenGlobal, match="system"):
+        load_joblib(path)
+
+
+@pytest.mark.parametrize("estimator", ["LogisticRegression", "HistGradientBoostingClassifier"])
+def test_a_scikit_learn_ranker_loads_and_serves(estimator: str, tmp_path: Path) -> None:
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.linear_model import LogisticRegression
+
+    from interaction_recommender.model.artifact import save_artifact
+    from interaction_recommender.training.dataset import features_by_user
+    from interaction_recommender.training.fit import FitConfig, Params, fit_model
+
+    world = planted_world(users_per_cluster=20)
+    features = features_by_user(world.events, {m.movie_id: m for m in world.catalog}.get)
+    model = fit_model(
+        features,
+        world.catalog,
+        Params(20.0, None, {"ease": 1.0}),
+        LabelWeights(),
+        FitConfig(),
+        version="sklearn",
+    )
+    rows = np.random.default_rng(3).normal(size=(300, len(FEATURE_NAMES))).astype(np.float32)
+    labels = (rows[:, 0] + 0.3 * rows[:, 2] > 0).astype(int)
+    ranker = (
+        LogisticRegression()
+        if estimator == "LogisticRegression"
+        else HistGradientBoostingClassifier(max_iter=10, random_state=0)
+    )
+    model.ranker = ranker.fit(rows, labels)
+    path = tmp_path / "recommender.pkl"
+    save_artifact(model, path)
+
+    loaded, _ = load_artifact(path)
+
+    assert type(loaded.ranker).__name__ == estimator
+    view = build_catalog_view(loaded, world.catalog, catalog_version=1)
+    user = next(iter(features.values()))
+    answer = recommend(user, Context("home"), 5, loaded, view, now=datetime.now(UTC))
+    assert len(answer) == 5

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
+from interaction_recommender.deadletter.messages import dead_letter_document
 from interaction_recommender.deadletter.schemas import ReplayRequest, ReplayResponse
 from interaction_recommender.deadletter.service import DeadLetterService
 from interaction_recommender.deps import from_state, require_admin
@@ -25,7 +26,13 @@ async def list_dead_letters(
     pending: bool = Query(default=True, description="Only those not replayed yet."),
     limit: int = Query(default=100, ge=1, le=1000),
 ) -> Response:
-    return json_response(await dead_letters.listing(pending_only=pending, limit=limit))
+    rows, pending_count = await dead_letters.listing(pending_only=pending, limit=limit)
+    return json_response(
+        {
+            "deadLetters": [dead_letter_document(row) for row in rows],
+            "pendingCount": pending_count,
+        }
+    )
 
 
 @router.post("/admin/dlq/replay", summary="Re-inject dead letters into their topic")

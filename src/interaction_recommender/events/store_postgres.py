@@ -25,7 +25,7 @@ import orjson
 from interaction_recommender.events.messages import StoredEvent
 from interaction_recommender.events.schemas import NewEvent
 from interaction_recommender.events.store import EventStore, new_event_ids
-from interaction_recommender.outbox.repository import OUTBOX_CHANNEL
+from interaction_recommender.outbox.repository import outbox_committed
 from interaction_recommender.storage.database import Database
 
 __all__ = ["USER_LOCK_NAMESPACE", "PostgresEventStore", "lock_key"]
@@ -125,7 +125,7 @@ class PostgresEventStore(EventStore):
                 row.sequence = sequence
                 inserted[row.request_id] = row
         if inserted:  # committed (the statement is its own transaction): the relay may publish
-            self._database.notify(OUTBOX_CHANNEL)
+            outbox_committed(self._database)
         return inserted, existing
 
 

@@ -48,5 +48,7 @@ async def online_metrics(
     model_version: str | None = Query(default=None, alias="modelVersion", max_length=200),
     since: Instant | None = Query(default=None, description="ISO-8601 instant with offset."),
 ) -> Response:
-    summary = await feedback.online_metrics(since, context=context, model_version=model_version)
-    return json_response(summary)
+    start, until, groups = await feedback.online_metrics(
+        since, context=context, model_version=model_version
+    )
+    return json_response({"since": start, "until": until, "groups": groups})

@@ -74,9 +74,10 @@ class FeedbackService:
 
     async def online_metrics(
         self, since: datetime | None, *, context: str | None, model_version: str | None
-    ) -> dict[str, Any]:
+    ) -> tuple[datetime, datetime, list[dict[str, Any]]]:
         """GET /metrics/online: the impressions shown since ``since`` (default: the last day),
-        joined with their feedback, summarised per context and model version."""
+        joined with their feedback, summarised per context and model version: (from, until,
+        the groups of feedback/online.py)."""
         now = utc_now()
         start = since or now - timedelta(days=1)
         if self._impressions is not None and self._impressions.pending:
@@ -89,8 +90,7 @@ class FeedbackService:
                 [i.recommendation_id for i in shown]
             )
         available = sum(1 for movie in self._catalog.movies() if movie.available)
-        groups = summarize(outcomes(shown, rows), available)
-        return {"since": start, "until": now, "groups": groups}
+        return start, now, summarize(outcomes(shown, rows), available)
 
     async def _join(
         self, conn: AsyncConnection, request: FeedbackRequest, at: datetime

@@ -52,8 +52,8 @@ class Ranker(Protocol):
 @dataclass
 class LinearRanker:
     """The default ranker: p = sigmoid(x · w + b). Exposes predict_proba like a scikit-learn
-    classifier, so a LogisticRegression or LightGBM model trained on FEATURE_NAMES can take its
-    place."""
+    classifier, so a scikit-learn classifier trained on FEATURE_NAMES can take its place
+    (docs/recommendations.md, "Bring your own ranker")."""
 
     weights: Floats
     bias: float = 0.0

@@ -42,9 +42,10 @@ __all__ = [
 
 ARTIFACT_FORMAT = 1
 
-RANKER_PACKAGES = ("sklearn.", "lightgbm.")
+RANKER_PACKAGES = ("sklearn.",)
 """Besides the service's own classes, an artifact may hold classes defined in these packages: a
-bring-your-own ranker (docs/recommendations.md). Everything else is refused (model/unpickler.py)."""
+bring-your-own scikit-learn ranker (docs/recommendations.md; tested with LogisticRegression and
+HistGradientBoostingClassifier). Everything else is refused (model/unpickler.py)."""
 
 
 class ArtifactError(Exception):

@@ -2,11 +2,13 @@
 
 A pickle names the classes it rebuilds, and a plain ``pickle.load`` imports and calls whatever
 it names (``os.system`` included). Here every global a pickle asks for is first mapped through
-``ALIASES`` (class paths that moved since an artifact was written: issue 13 moved the model from
-``recs/`` and ``training/`` to ``model/``), then looked up in ``ALLOWED``; anything else raises
-``ForbiddenGlobal`` before it is imported. ``trusted_prefixes`` widens the list to *classes
-defined in* given packages (e.g. ``sklearn.`` for a bring-your-own ranker): a function, or a
-class another package merely re-exports, is still refused.
+``ALIASES`` (class paths that moved since an artifact was written: release 0.2 moved the model
+from ``recs/`` and ``training/`` to ``model/``), then looked up in ``ALLOWED``; anything else
+raises ``ForbiddenGlobal`` before its module is imported. ``trusted_prefixes`` widens the list to
+*classes defined in* given packages (e.g. ``sklearn.`` for a bring-your-own ranker): such a
+module is imported to look the name up, but a function, or a class another package merely
+re-exports, is still refused. joblib 1.6 or newer is required: older releases read the nested
+stream of an object array with a plain unpickler, past this check.
 
 This limits what a tampered file can *name*; it does not make a hostile file safe to read in
 general (it can still ask for a huge allocation). The artifact's checks before unpickling
@@ -63,10 +65,25 @@ ALLOWED: frozenset[tuple[str, str]] = frozenset(
         # trained from them name it (rebuilt from its 16 bytes).
         ("asyncpg.pgproto.pgproto", "UUID"),
         ("collections", "OrderedDict"),
+        ("collections", "defaultdict"),
         ("builtins", "set"),
         ("builtins", "frozenset"),
         ("builtins", "slice"),
         ("builtins", "complex"),
+        # numpy random generators, as estimators keep them (rebuilt by name from numpy's own
+        # table of bit generators).
+        ("numpy.random._pickle", "__randomstate_ctor"),
+        ("numpy.random._pickle", "__generator_ctor"),
+        ("numpy.random._pickle", "__bit_generator_ctor"),
+        ("numpy.random.bit_generator", "SeedSequence"),
+        ("numpy.random.bit_generator", "__pyx_unpickle_SeedSequence"),
+        ("numpy.random.mtrand", "RandomState"),
+        ("numpy.random._generator", "Generator"),
+        ("numpy.random._mt19937", "MT19937"),
+        ("numpy.random._pcg64", "PCG64"),
+        ("numpy.random._pcg64", "PCG64DXSM"),
+        ("numpy.random._philox", "Philox"),
+        ("numpy.random._sfc64", "SFC64"),
     }
 )
 """Every (module, name) an artifact of this service may name."""

@@ -9,10 +9,16 @@ from datetime import datetime
 from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from interaction_recommender.storage.database import notify_after_commit
+from interaction_recommender.storage.database import Database, notify_after_commit
 from interaction_recommender.storage.tables import outbox
 
-__all__ = ["OUTBOX_CHANNEL", "ClaimedMessage", "OutboxMessage", "OutboxRepository"]
+__all__ = [
+    "OUTBOX_CHANNEL",
+    "ClaimedMessage",
+    "OutboxMessage",
+    "OutboxRepository",
+    "outbox_committed",
+]
 
 OUTBOX_CHANNEL = "outbox"
 """Post-commit notification (storage/database.py) of every transaction that wrote outbox rows:
@@ -35,6 +41,12 @@ class ClaimedMessage:
     topic: str
     key: str | None
     payload: bytes | None  # None: a tombstone (a Kafka message with a null value)
+
+
+def outbox_committed(database: Database) -> None:
+    """For a write that committed outbox rows outside ``Database.transaction`` (the asyncpg
+    ingest statement): wake the relay now. Every other write is announced by ``add``."""
+    database.notify(OUTBOX_CHANNEL)
 
 
 class OutboxRepository:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -13,6 +13,7 @@ from interaction_recommender.model.artifact import ArtifactError
 from interaction_recommender.model.context import parse_context
 from interaction_recommender.recs.registry import ModelRegistry
 from interaction_recommender.recs.schemas import (
+    ModelInfoResponse,
     RecommendationResponse,
     RecommendedMovie,
     ReloadResponse,
@@ -65,36 +66,40 @@ async def get_recommendations(
     )
 
 
-@router.get("/model/info", summary="The model this process serves, and how it was trained")
-async def model_info(registry: Registry) -> dict[str, Any]:
+@router.get(
+    "/model/info",
+    summary="The model this process serves, and how it was trained",
+    response_model_exclude_unset=True,
+)
+async def model_info(registry: Registry) -> ModelInfoResponse:
     loaded = registry.current
     if loaded is None:
-        return {
-            "status": "fallback",
-            "version": registry.serving().model.version,
-            "path": str(registry.path),
-            "loadedAt": None,
-            "fallbackPolicy": "popularity: distinct users per movie over the last 30 days",
-            "lastError": registry.last_error,
-        }
+        return ModelInfoResponse(
+            status="fallback",
+            version=registry.serving().model.version,
+            path=str(registry.path),
+            loaded_at=None,
+            fallback_policy="popularity: distinct users per movie over the last 30 days",
+            last_error=registry.last_error,
+        )
     manifest = loaded.manifest
-    return {
-        "status": "loaded",
-        "version": loaded.model.version,
-        "path": str(registry.path),
-        "loadedAt": loaded.loaded_at,
-        "trainedAt": manifest.get("trainedAt"),
-        "dataWindow": manifest.get("dataWindow"),
-        "counts": manifest.get("counts"),
-        "featureSchema": manifest.get("featureSchema"),
-        "components": manifest.get("components"),
-        "params": manifest.get("params"),
-        "offlineMetrics": manifest.get("offlineMetrics"),
-        "sha256": manifest.get("sha256"),
-        "fallbackPolicy": "popularity and trending from the model when Redis or the database "
+    return ModelInfoResponse(
+        status="loaded",
+        version=loaded.model.version,
+        path=str(registry.path),
+        loaded_at=loaded.loaded_at,
+        trained_at=manifest.get("trainedAt"),
+        data_window=manifest.get("dataWindow"),
+        counts=manifest.get("counts"),
+        feature_schema=manifest.get("featureSchema"),
+        components=manifest.get("components"),
+        params=manifest.get("params"),
+        offline_metrics=manifest.get("offlineMetrics"),
+        sha256=manifest.get("sha256"),
+        fallback_policy="popularity and trending from the model when Redis or the database "
         "is slow or down",
-        "lastError": registry.last_error,
-    }
+        last_error=registry.last_error,
+    )
 
 
 async def _reload_guard(request: Request, settings: SettingsDep) -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 from interaction_recommender.wire import UtcTimestamp, WireModel
 
-__all__ = ["RecommendationResponse", "RecommendedMovie", "ReloadResponse"]
+__all__ = ["ModelInfoResponse", "RecommendationResponse", "RecommendedMovie", "ReloadResponse"]
 
 
 class RecommendedMovie(WireModel):
@@ -31,3 +33,23 @@ class ReloadResponse(WireModel):
     previous_version: str | None
     new_version: str | None
     reloaded_at: UtcTimestamp
+
+
+class ModelInfoResponse(WireModel):
+    """GET /model/info. The manifest's parts are passed through as the manifest has them; a
+    fallback (no model loaded) answers only the first six fields."""
+
+    status: str  # loaded | fallback
+    version: str
+    path: str
+    loaded_at: UtcTimestamp | None
+    fallback_policy: str
+    last_error: str | None
+    trained_at: datetime | str | None = None
+    data_window: Any = None
+    counts: Any = None
+    feature_schema: Any = None
+    components: Any = None
+    params: Any = None
+    offline_metrics: Any = None
+    sha256: str | None = None

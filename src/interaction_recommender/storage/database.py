@@ -5,6 +5,7 @@ channel's listeners run once that transaction has committed (never after a rollb
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
@@ -122,7 +123,9 @@ class Database:
         """For writes that commit outside ``transaction()`` (the asyncpg hot path): tell the
         channel's listeners now; call only after the commit."""
         for listener in self._listeners.get(channel, ()):
-            listener()
+            # The data is committed: a failing listener must not make the write look failed.
+            with contextlib.suppress(Exception):
+                listener()
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:

@@ -23,7 +23,7 @@ from interaction_recommender.training.fit import FitConfig
 from interaction_recommender.training.impressions import ShownList, stored_shown_lists
 from interaction_recommender.training.pipeline import TrainResult, train_model
 
-__all__ = ["TrainingInput", "stored_training_input", "train_and_save"]
+__all__ = ["TrainingInput", "fit", "save", "stored_training_input", "train_and_save"]
 
 _PAGE = 5000
 
@@ -39,7 +39,12 @@ class TrainingInput:
 async def stored_training_input(settings: Settings, database: Database) -> TrainingInput:
     """Every stored event, a page per transaction (the embedded mode has ONE database
     connection: holding it for a whole read of 100k events made requests wait past their pool
-    timeout while the demo model trained), the catalog, and the impression log's lists."""
+    timeout while the demo model trained), the catalog, and the impression log's lists.
+
+    Not one snapshot: an event that commits during the read with a sequence below the page
+    already read is left for the next training, and the catalog may be a moment newer than the
+    events. Both are harmless to a model trained on months of events (and one READ COMMITTED
+    transaction, which `recommender train` used before, gave no single snapshot either)."""
     events: list[EventMessage] = []
     after = -1
     while True:
@@ -56,15 +61,12 @@ async def stored_training_input(settings: Settings, database: Database) -> Train
     return TrainingInput(events, [CatalogMovie.from_row(row) for row in rows], shown)
 
 
-def train_and_save(
-    settings: Settings,
-    data: TrainingInput,
-    *,
-    progress: Callable[[str], Any] = lambda _: None,
-) -> tuple[TrainResult, dict[str, Any]]:
-    """Fit with the settings' labels and configuration, write the artifact; (the result, its
-    manifest). CPU-bound for seconds to minutes: callers on an event loop run it in a thread."""
-    result = train_model(
+def fit(
+    settings: Settings, data: TrainingInput, *, progress: Callable[[str], Any] = lambda _: None
+) -> TrainResult:
+    """Fit and evaluate with the settings' labels and configuration. CPU-bound for seconds to
+    minutes: callers on an event loop run it in a thread."""
+    return train_model(
         data.events,
         data.catalog,
         labels=LabelWeights.from_settings(settings),
@@ -73,5 +75,17 @@ def train_and_save(
         progress=progress,
         impressions=data.shown,
     )
-    manifest = save_artifact(result.model, settings.effective_model_path)
-    return result, manifest
+
+
+def save(settings: Settings, result: TrainResult) -> dict[str, Any]:
+    """Write the artifact to MODEL_PATH (the previous one kept for rollback); its manifest.
+    A separate step, so that a round cancelled during ``fit`` writes nothing."""
+    return save_artifact(result.model, settings.effective_model_path)
+
+
+def train_and_save(
+    settings: Settings, data: TrainingInput, *, progress: Callable[[str], Any] = lambda _: None
+) -> tuple[TrainResult, dict[str, Any]]:
+    """``fit`` then ``save``, in the caller's thread (the CLI)."""
+    result = fit(settings, data, progress=progress)
+    return result, save(settings, result)

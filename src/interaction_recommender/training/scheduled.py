@@ -18,7 +18,7 @@ from interaction_recommender.background import BackgroundLoop
 from interaction_recommender.settings import Settings
 from interaction_recommender.storage.database import Database
 from interaction_recommender.storage.locks import try_session_lock
-from interaction_recommender.training.job import stored_training_input, train_and_save
+from interaction_recommender.training.job import fit, save, stored_training_input
 from interaction_recommender.training.pipeline import TrainResult
 
 __all__ = ["ScheduledTraining", "train_from_database"]
@@ -35,7 +35,10 @@ async def train_from_database(settings: Settings, database: Database) -> TrainRe
     if not data.events:
         return None
     log.info("training_started", events=len(data.events))
-    result, _ = await asyncio.to_thread(train_and_save, settings, data)
+    result = await asyncio.to_thread(fit, settings, data)
+    # Not reached when the round was cancelled meanwhile (a worker stopping): the thread's fit
+    # finishes unseen, and nothing is written after the trainer lock is gone.
+    await asyncio.to_thread(save, settings, result)
     log.info(
         "training_finished",
         version=result.model.version,
