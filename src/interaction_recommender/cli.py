@@ -244,6 +244,32 @@ def model_rollback() -> None:
     )
 
 
+@model_app.command("upgrade")
+def model_upgrade() -> None:
+    """Before rolling out a release whose feature semantics are newer than the model at
+    MODEL_PATH: train a new model from the stored events (like `recommender train`) so that the
+    new API processes find one they can score. Does nothing when the model is current."""
+    from interaction_recommender.model.arrays import FEATURE_SEMANTICS
+    from interaction_recommender.model.artifact import ArtifactError, read_manifest
+
+    settings = Settings()
+    configure_logging(settings.log_level, json=settings.log_json)
+    path = settings.effective_model_path
+    try:
+        semantics = read_manifest(path).get("featureSemantics", 1)
+    except ArtifactError:
+        semantics = None  # no model yet: the same answer, train one
+    if semantics == FEATURE_SEMANTICS:
+        typer.echo(json.dumps({"status": "current", "featureSemantics": semantics}))
+        return
+    typer.echo(
+        f"the model at {path} has feature semantics {semantics}, this release scores "
+        f"{FEATURE_SEMANTICS}: training a new one",
+        err=True,
+    )
+    _train_and_save(settings, asyncio.run(_stored_training_input(settings)))
+
+
 catalog_app = typer.Typer(no_args_is_help=True, help="The movie catalog.")
 demo_app = typer.Typer(no_args_is_help=True, help="The synthetic demo world.")
 dlq_app = typer.Typer(no_args_is_help=True, help="Dead letters of the consumers.")

@@ -20,6 +20,7 @@ from interaction_recommender.model.labels import LabelWeights
 
 __all__ = [
     "FEATURE_NAMES",
+    "FEATURE_SEMANTICS",
     "LinearRanker",
     "Ranker",
     "RecommenderModel",
@@ -30,7 +31,8 @@ Floats = npt.NDArray[np.float32]
 Ints = npt.NDArray[np.int32]
 
 # The ranker's input: one row per candidate, these columns in this order (docs/recommendations.md).
-# Every column is standardised over the request's candidates, except the 0/1 flags.
+# The continuous columns are standardised with statistics fixed at training time (see
+# FEATURE_SEMANTICS); the flags and genre_affinity are used as they are.
 FEATURE_NAMES: tuple[str, ...] = (
     "ease",  # EASE score from the user's history (0 when the model has no EASE part)
     "als",  # ALS score (user vector folded in from the history)
@@ -41,6 +43,14 @@ FEATURE_NAMES: tuple[str, ...] = (
     "new_release",  # 1 if released this year or last year
     "search_match",  # 1 if the title or a genre matches a recent search keyword
 )
+
+FEATURE_SEMANTICS = 2
+"""What the feature row means, as a version (the manifest's `featureSemantics`):
+1: continuous columns standardised over each request's whole candidate pool (the catalog);
+2: continuous columns standardised with the model's fixed `feature_stats` (mean and standard
+   deviation over the whole-catalog rows of a sample of training users), so a value means the
+   same whatever the candidates beside it (two-stage retrieval scores a few hundred).
+A ranker is tuned for one meaning: an artifact of another is never scored."""
 
 
 class Ranker(Protocol):
@@ -88,6 +98,10 @@ class RecommenderModel:
     als_regularization: float = 0.0
     als_alpha: float = 1.0
     feature_names: tuple[str, ...] = FEATURE_NAMES
+    feature_semantics: int = 1
+    """FEATURE_SEMANTICS of the rows the ranker was tuned on (artifacts without it: 1)."""
+    feature_stats: Floats | None = None
+    """(2, features): mean and standard deviation per column (semantics 2)."""
     info: dict[str, Any] = field(default_factory=dict)
     """Counts, parameters and offline metrics, copied into the manifest."""
     _index: dict[UUID, int] | None = field(default=None, repr=False, compare=False)
@@ -107,6 +121,14 @@ class RecommenderModel:
         if self._index is None:
             self._index = {movie_id: i for i, movie_id in enumerate(self.item_ids)}
         return self._index
+
+    def collaborative_top(self, user_vector: Floats, n: int) -> npt.NDArray[np.int64]:
+        """The ``n`` items with the largest ALS score for this user vector (unordered)."""
+        assert self.item_factors is not None
+        scores = self.item_factors @ user_vector
+        if scores.size <= n:
+            return np.arange(scores.size, dtype=np.int64)
+        return np.argpartition(-scores, n - 1)[:n].astype(np.int64)
 
     @property
     def gram(self) -> Floats:
@@ -130,6 +152,12 @@ def popularity_model(counts: dict[UUID, int], *, version: str = "fallback") -> R
     """The fallback when no trained model is available: recent interaction counts only."""
     items = sorted(counts, key=lambda m: (-counts[m], str(m)))
     popularity = np.log1p(np.array([counts[m] for m in items], dtype=np.float32))
+    stats = np.zeros((2, len(FEATURE_NAMES)), dtype=np.float32)
+    stats[1] = 1.0
+    for name in ("popularity", "trending"):  # both columns are the popularity here
+        column = FEATURE_NAMES.index(name)
+        stats[0, column] = popularity.mean() if popularity.size else 0.0
+        stats[1, column] = max(float(popularity.std()), 1e-6) if popularity.size else 1.0
     return RecommenderModel(
         version=version,
         item_ids=items,
@@ -141,5 +169,7 @@ def popularity_model(counts: dict[UUID, int], *, version: str = "fallback") -> R
         labels=LabelWeights(),
         trained_at=datetime.now(UTC),
         data_until=None,
+        feature_semantics=FEATURE_SEMANTICS,
+        feature_stats=stats,
         info={"fallback": "recent interaction counts"},
     )

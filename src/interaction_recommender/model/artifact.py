@@ -26,7 +26,7 @@ import numpy as np
 import orjson
 
 from interaction_recommender import __version__
-from interaction_recommender.model.arrays import FEATURE_NAMES, RecommenderModel
+from interaction_recommender.model.arrays import FEATURE_NAMES, FEATURE_SEMANTICS, RecommenderModel
 from interaction_recommender.model.unpickler import ForbiddenGlobal, load_joblib
 from interaction_recommender.wire import dumps
 
@@ -40,7 +40,10 @@ __all__ = [
     "save_artifact",
 ]
 
-ARTIFACT_FORMAT = 1
+ARTIFACT_FORMAT = 2
+"""2: the manifest carries `featureSemantics` (FEATURE_SEMANTICS 2 and later). Releases that read
+format 1 refuse format 2, so during a rolling deploy the old processes keep their model in
+memory instead of scoring a new one with the wrong meaning of its features."""
 
 RANKER_PACKAGES = ("sklearn.",)
 """Besides the service's own classes, an artifact may hold classes defined in these packages: a
@@ -89,8 +92,14 @@ def read_manifest(model_path: Path) -> dict[str, Any]:
 
 def load_artifact(model_path: Path) -> tuple[RecommenderModel, dict[str, Any]]:
     manifest = read_manifest(model_path)
-    if manifest.get("format") != ARTIFACT_FORMAT:
+    if manifest.get("format") not in (1, ARTIFACT_FORMAT):
         raise ArtifactError(f"unknown artifact format {manifest.get('format')!r}")
+    semantics = manifest.get("featureSemantics", 1)
+    if semantics != FEATURE_SEMANTICS:
+        raise ArtifactError(
+            f"the model was trained for feature semantics {semantics!r}, this service scores "
+            f"{FEATURE_SEMANTICS}: train a new one (`recommender model upgrade`)"
+        )
     if tuple(manifest.get("featureSchema", {}).get("names", ())) != FEATURE_NAMES:
         raise ArtifactError("the ranker's feature schema differs from this service's")
     try:
@@ -133,6 +142,8 @@ def _check(model: Any, manifest: dict[str, Any]) -> None:
         raise ArtifactError(f"the model file holds a {type(model).__name__}")
     if model.version != manifest.get("version"):
         raise ArtifactError("the model's version differs from its manifest's")
+    if model.feature_semantics != FEATURE_SEMANTICS or model.feature_stats is None:
+        raise ArtifactError("the model's feature semantics differ from its manifest's")
     n = model.n_items
     shapes_ok = (
         model.popularity.shape == (n,)
@@ -140,6 +151,9 @@ def _check(model: Any, manifest: dict[str, Any]) -> None:
         and model.neighbors.shape[0] == n
         and (model.ease is None or model.ease.shape == (n, n))
         and (model.item_factors is None or model.item_factors.shape[0] == n)
+        and model.feature_stats.shape == (2, len(FEATURE_NAMES))
+        and bool(np.isfinite(model.feature_stats).all())
+        and bool((model.feature_stats[1] > 0).all())
     )
     if not shapes_ok:
         raise ArtifactError("the model's arrays do not fit its item list")
@@ -171,6 +185,7 @@ def _manifest(model: RecommenderModel, path: Path) -> dict[str, Any]:
             "positives": model.info.get("positives"),
         },
         "featureSchema": {"names": list(FEATURE_NAMES), "ranker": type(model.ranker).__name__},
+        "featureSemantics": model.feature_semantics,
         "components": {
             "ease": model.ease is not None,
             "als": model.item_factors is not None,

@@ -1,6 +1,8 @@
 """The catalog as the engine needs it: arrays aligned with the model's items (then the catalog's
-movies the model has never seen, so that new movies can be recommended too). Built off the
-request path whenever the model or the catalog changes."""
+movies the model has never seen, so that new movies can be recommended too), and the short
+lists retrieval draws from (most popular, trending, per genre, per release year, per keyword:
+available movies only, most popular first). Built off the request path whenever the model or the
+catalog changes."""
 
 from __future__ import annotations
 
@@ -16,10 +18,15 @@ import numpy.typing as npt
 from interaction_recommender.catalog.movie import CatalogMovie
 from interaction_recommender.model.arrays import RecommenderModel
 
-__all__ = ["CatalogView", "build_catalog_view", "keywords_of"]
+__all__ = ["SHORT_LIST", "CatalogView", "build_catalog_view", "keywords_of"]
 
 _WORD = re.compile(r"[^\W_]{2,}", re.UNICODE)
 _STOP_WORDS = frozenset({"the", "and", "of", "in", "on", "a", "an", "to", "for", "with", "at"})
+
+SHORT_LIST = 500
+"""Length of each precomputed list retrieval draws from (more than any retrieval setting)."""
+
+Items = npt.NDArray[np.int64]
 
 
 def keywords_of(text: str) -> list[str]:
@@ -43,10 +50,21 @@ class CatalogView:
     """Index of the movie's first genre, -1 if none."""
     release_year: npt.NDArray[np.int32]
     """0 when unknown."""
-    keyword_items: dict[str, npt.NDArray[np.int32]]
-    """Lower-case word of a title or genre -> items that have it."""
+    keyword_items: dict[str, Items]
+    """Lower-case word of a title or genre -> available items that have it, most popular first."""
     index: dict[UUID, int]
     """Movie id -> position in ``ids``."""
+    popularity: npt.NDArray[np.float32]
+    """The model's popularity per item, 0 for movies the model does not know."""
+    trending: npt.NDArray[np.float32]
+    popular: Items
+    """The SHORT_LIST most popular available items, most popular first."""
+    trending_top: Items
+    """The SHORT_LIST most trending available items."""
+    genre_top: list[Items]
+    """Per genre: its SHORT_LIST most popular available items."""
+    year_top: dict[int, Items]
+    """Per release year: its SHORT_LIST most popular available items."""
 
     @property
     def n_items(self) -> int:
@@ -85,6 +103,14 @@ def build_catalog_view(
         }
         for word in words:
             keywords[word].append(i)
+    popularity = _padded(model.popularity, n)
+    trending = _padded(model.trending, n)
+    # Most popular first, ties by catalog order: every short list is a slice of this order.
+    by_popularity = np.lexsort((np.arange(n), -popularity))
+    ranked = by_popularity[available[by_popularity]]
+    rank = np.empty(n, dtype=np.int64)
+    rank[by_popularity] = np.arange(n)
+    by_trending = np.lexsort((np.arange(n), -trending))
     return CatalogView(
         model_version=model.version,
         catalog_version=catalog_version,
@@ -96,6 +122,34 @@ def build_catalog_view(
         genre_counts=np.maximum(genre_matrix.sum(axis=1), 1.0),
         primary_genre=primary,
         release_year=years,
-        keyword_items={w: np.asarray(items, dtype=np.int32) for w, items in keywords.items()},
+        keyword_items={
+            w: _by_rank(np.asarray(items, dtype=np.int64), rank, available)
+            for w, items in keywords.items()
+        },
         index={movie_id: i for i, movie_id in enumerate(ids)},
+        popularity=popularity,
+        trending=trending,
+        popular=ranked[:SHORT_LIST],
+        trending_top=by_trending[available[by_trending]][:SHORT_LIST],
+        genre_top=[
+            ranked[genre_matrix[ranked, g] > 0][:SHORT_LIST] for g in range(len(genre_names))
+        ],
+        year_top={
+            int(year): ranked[years[ranked] == year][:SHORT_LIST]
+            for year in np.unique(years[ranked])
+            if year > 0
+        },
     )
+
+
+def _padded(values: npt.NDArray[np.float32], n: int) -> npt.NDArray[np.float32]:
+    padded = np.zeros(n, dtype=np.float32)
+    padded[: values.size] = values
+    return padded
+
+
+def _by_rank(items: Items, rank: Items, available: npt.NDArray[np.bool_]) -> Items:
+    """The available ones among ``items``, most popular first (every one of them: a keyword's
+    match decides a search column, so the list is not cut)."""
+    kept = items[available[items]]
+    return kept[np.argsort(rank[kept], kind="stable")]

@@ -1,15 +1,20 @@
 """The recommendation engine: one pure entry point, ``recommend``, that the API calls unchanged.
 
-    sources (history-based EASE/ALS/neighbours, popularity, trending, genres, new releases,
-    search keywords; or a movie's neighbours for `similar`/`detail`)
+    retrieval: a few hundred candidates from every source (the collaborative top through EASE or
+      the model's ALS index, the history's neighbours, popular and trending, new releases, the
+      user's genres, search matches for `search`; the anchor's neighbours and genre for
+      `similar`/`detail`)
       -> filters (watched to completion, rated, disliked, unavailable, the anchor movie)
-      -> scoring: the ranker's predict_proba over one FEATURE_NAMES row per candidate
+      -> one FEATURE_NAMES row per candidate, standardised with the model's fixed statistics
+      -> scoring: the ranker over those rows
       -> re-rank for diversity (a cap per primary genre, deterministic)
       -> top k, each with reasons from model/reasons.py
 
 Everything heavy was prepared at training time (arrays.py) or when the catalog changed
-(catalog_view.py); a call is a few vectorised numpy operations over the catalog. Events act
-without retraining: the history comes from the user's streaming features.
+(catalog_view.py: the short lists retrieval draws from); a call touches the candidates, not the
+catalog (``EngineSettings(retrieval=False)`` scores every allowed item instead: the reference
+the retrieval's recall is measured against). Events act without retraining: the history comes
+from the user's streaming features.
 
 Timing hooks: ``recommend`` and ``candidate_rows`` take an optional ``laps`` (a ``StageLaps``)
 that is told when each of ``STAGES`` ends; the default does nothing. bench/engine.py uses it for
@@ -20,7 +25,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from uuid import UUID
@@ -42,7 +47,9 @@ __all__ = [
     "Recommendation",
     "StageLaps",
     "candidate_rows",
+    "feature_statistics",
     "recommend",
+    "standardise",
 ]
 
 Floats = npt.NDArray[np.float32]
@@ -53,13 +60,11 @@ _MAX_REASONS = 3
 
 STAGES = (
     "user state",  # _UserState.of: labels, exclusions (Python over the history)
-    "EASE",  # weights @ ease[history]
-    "ALS",  # fold-in solve + item_factors @ u
-    "kNN",  # neighbour contributions, np.add.at
-    "genre affinity",  # genre_affinity_at, genre_matrix @ v / genre_counts
-    "other columns",  # zeros (items x 8), popularity, trending, new release, search match
-    "filter",  # available & ~excluded (& related to the anchor), flatnonzero
-    "standardise",  # columns[pool], per-column mean/std
+    "collaborative",  # EASE scores over the model's items, the ALS fold-in solve
+    "kNN",  # neighbour contributions of the history, np.add.at
+    "retrieve",  # genre vector, search matches, the candidate sources, union, filters
+    "feature rows",  # the FEATURE_NAMES columns of the candidates
+    "standardise",  # the fixed statistics
     "score",  # the ranker (+ the search boost)
     "top k",  # argpartition, lexsort, the genre cap
     "position map",  # the k chosen items' rows: searchsorted over the (sorted) pool
@@ -118,6 +123,22 @@ class EngineSettings:
     search_boost: float = 3.0
     """`search` context: added to a matching movie's logit."""
     recent_searches: int = 5
+    retrieval: bool = True
+    """Score the retrieved candidates (False: every allowed item, the reference)."""
+    collaborative_candidates: int = 200
+    """From the EASE scores and from the ALS index, each."""
+    neighbour_candidates: int = 100
+    """The history's (or the anchor's) neighbours with the largest summed similarity."""
+    popular_candidates: int = 100
+    trending_candidates: int = 50
+    new_release_candidates: int = 50
+    top_genres: int = 3
+    genre_candidates: int = 50
+    """The most popular of each of the user's ``top_genres`` favourite genres."""
+    search_candidates: int = 100
+    """The most popular matches of each recent search keyword (`search`)."""
+    anchor_genre_candidates: int = 100
+    """The most popular of the anchor's primary genre (`similar`/`detail`)."""
 
 
 def recommend(
@@ -176,6 +197,7 @@ class Candidates:
     """The items that may be recommended, with their ranker input rows (FEATURE_NAMES)."""
 
     pool: npt.NDArray[np.int64]
+    """Item indices of the view, ascending."""
     rows: Floats
     state: _UserState
     anchor: int | None
@@ -191,19 +213,20 @@ def candidate_rows(
     settings: EngineSettings = EngineSettings(),
     laps: Laps = _NO_LAPS,
 ) -> Candidates:
-    """Sources and filters: every recommendable item and its feature row. Training tunes the
-    ranker on exactly these rows."""
+    """Retrieval and filters, then one standardised feature row per candidate. Training tunes
+    the ranker on exactly these rows."""
     state = _UserState.of(features, model, view)
     laps.lap("user state")
     anchor = view.index.get(context.movie_id) if context.movie_id else None
-    columns = _feature_columns(state, features, context, anchor, model, view, now, settings, laps)
-    allowed = view.available & ~state.excluded
-    if anchor is not None:
-        allowed[anchor] = False
-        allowed &= _related_to(anchor, model, view)
-    pool = np.flatnonzero(allowed)
-    laps.lap("filter")
-    candidates = Candidates(pool, _standardised(columns, pool), state, anchor)
+    signals = _Signals.of(state, features, anchor, model, view, now, settings, laps)
+    if settings.retrieval:
+        pool = _retrieve(signals, state, context, anchor, model, view, settings)
+    else:
+        pool = _every_allowed(state, anchor, model, view)
+    laps.lap("retrieve")
+    rows = _raw_rows(pool, signals, model, view)
+    laps.lap("feature rows")
+    candidates = Candidates(pool, standardise(rows, model), state, anchor)
     laps.lap("standardise")
     return candidates
 
@@ -237,59 +260,216 @@ class _UserState:
         return cls(history, weights, excluded)
 
 
-def _feature_columns(
+@dataclass
+class _Signals:
+    """What one request knows about the user, computed once and read by retrieval and by the
+    feature rows: the collaborative scores (EASE over the model's items, the ALS vector, the
+    neighbour sums), the genre-affinity vector, the recent search matches."""
+
+    history: npt.NDArray[np.int64]
+    """The liked items, or the anchor for `similar`/`detail` (it plays the history's part)."""
+    ease: Floats | None
+    user_vector: Floats | None
+    knn: Floats | None
+    touched: npt.NDArray[np.int64]
+    """Items the history's neighbour lists reach (where ``knn`` is not 0)."""
+    genre_vector: Floats | None
+    """Affinity per genre of the view, scaled to a maximum of 1; None without one."""
+    search_words: list[str]
+    """The recent search keywords that name something in the catalog, most recent first."""
+    search_items: npt.NDArray[np.int64]
+    new_release_after: int
+    """A movie released in this year or later is a new release."""
+
+    @classmethod
+    def of(
+        cls,
+        state: _UserState,
+        features: UserFeatures | None,
+        anchor: int | None,
+        model: RecommenderModel,
+        view: CatalogView,
+        now: datetime,
+        settings: EngineSettings,
+        laps: Laps,
+    ) -> _Signals:
+        nm = view.n_model
+        if anchor is not None and anchor < nm:
+            history, weights = np.array([anchor], dtype=np.int64), np.ones(1, dtype=np.float32)
+        else:
+            history, weights = state.history, state.weights
+        ease = user_vector = knn = None
+        touched = np.zeros(0, dtype=np.int64)
+        if history.size:
+            if model.ease is not None:
+                ease = weights @ model.ease[history]
+            if model.item_factors is not None:
+                user_vector = _fold_in(model, history, weights)
+            laps.lap("collaborative")
+            neighbors = model.neighbors[history]
+            valid = neighbors >= 0
+            contributions = (model.neighbor_weights[history] * weights[:, None])[valid]
+            knn = np.zeros(nm, dtype=np.float32)
+            np.add.at(knn, neighbors[valid], contributions)
+            touched = np.unique(neighbors[valid]).astype(np.int64)
+            laps.lap("kNN")
+        genre_vector = None
+        if features is not None and view.genres:
+            affinity = genre_affinity_at(features, now)
+            vector = np.array([max(affinity.get(g, 0.0), 0.0) for g in view.genres], np.float32)
+            if vector.max(initial=0.0) > 0:
+                genre_vector = vector / vector.max()
+        words = [w for w in _search_keywords(features, settings) if w in view.keyword_items]
+        found = [view.keyword_items[w] for w in words]
+        search_items = np.unique(np.concatenate(found)) if found else np.zeros(0, np.int64)
+        return cls(
+            history,
+            ease,
+            user_vector,
+            knn,
+            touched,
+            genre_vector,
+            words,
+            search_items,
+            now.year - settings.new_release_years,
+        )
+
+
+def _retrieve(
+    signals: _Signals,
     state: _UserState,
-    features: UserFeatures | None,
     context: Context,
     anchor: int | None,
     model: RecommenderModel,
     view: CatalogView,
-    now: datetime,
     settings: EngineSettings,
-    laps: Laps = _NO_LAPS,
+) -> npt.NDArray[np.int64]:
+    """A few hundred candidates from every source the ranker can reward: the collaborative top
+    (EASE scores, ALS through the model's index), the history's (or the anchor's) neighbours,
+    the most popular and trending, new releases, the user's favourite genres, the matches of
+    recent searches (`search`), the anchor's genre (`similar`/`detail`). Then the filters:
+    available, not excluded, not the anchor, related to the anchor."""
+    limit = settings.collaborative_candidates
+    parts = [view.popular[: settings.popular_candidates]]
+    parts.append(view.trending_top[: settings.trending_candidates])
+    parts.append(_new_releases(view, signals.new_release_after, settings.new_release_candidates))
+    if signals.ease is not None:
+        parts.append(_top_indices(signals.ease, limit))
+    if signals.user_vector is not None:
+        parts.append(model.collaborative_top(signals.user_vector, limit))
+    if signals.knn is not None and signals.touched.size:
+        best = _top_indices(signals.knn[signals.touched], settings.neighbour_candidates)
+        parts.append(signals.touched[best])
+    if signals.genre_vector is not None:
+        favourites = np.argsort(-signals.genre_vector, kind="stable")[: settings.top_genres]
+        parts += [
+            view.genre_top[g][: settings.genre_candidates]
+            for g in favourites
+            if signals.genre_vector[g] > 0
+        ]
+    if context.kind == "search":
+        parts += [view.keyword_items[w][: settings.search_candidates] for w in signals.search_words]
+    if anchor is not None:
+        genre = view.primary_genre[anchor]
+        if genre >= 0:
+            parts.append(view.genre_top[genre][: settings.anchor_genre_candidates])
+    pool = np.unique(np.concatenate(parts).astype(np.int64))
+    keep = view.available[pool] & ~state.excluded[pool]
+    if anchor is not None:
+        keep &= (pool != anchor) & _related(anchor, pool, model, view)
+    return pool[keep]
+
+
+def _every_allowed(
+    state: _UserState, anchor: int | None, model: RecommenderModel, view: CatalogView
+) -> npt.NDArray[np.int64]:
+    """The reference without retrieval: every available, not excluded (related) item."""
+    allowed = view.available & ~state.excluded
+    if anchor is not None:
+        allowed[anchor] = False
+        allowed &= _related_to(anchor, model, view)
+    return np.flatnonzero(allowed)
+
+
+def _raw_rows(
+    pool: npt.NDArray[np.int64],
+    signals: _Signals,
+    model: RecommenderModel,
+    view: CatalogView,
 ) -> Floats:
-    """One column per FEATURE_NAMES entry over every item of the view (0 for items the model
-    does not know)."""
-    n, nm = view.n_items, view.n_model
-    columns = np.zeros((n, len(FEATURE_NAMES)), dtype=np.float32)
-    if anchor is not None and anchor < nm:
-        # similar/detail: the anchor movie plays the history's part.
-        history, weights = np.array([anchor]), np.ones(1, dtype=np.float32)
-    else:
-        history, weights = state.history, state.weights
-    laps.lap("other columns")
-    if history.size:
-        if model.ease is not None:
-            columns[:nm, _COLUMN["ease"]] = weights @ model.ease[history]
-        laps.lap("EASE")
-        if model.item_factors is not None:
-            columns[:nm, _COLUMN["als"]] = model.item_factors @ _fold_in(model, history, weights)
-        laps.lap("ALS")
-        knn = np.zeros(nm, dtype=np.float32)
-        neighbors = model.neighbors[history]
-        contributions = model.neighbor_weights[history] * weights[:, None]
-        valid = neighbors >= 0
-        np.add.at(knn, neighbors[valid], contributions[valid])
-        columns[:nm, _COLUMN["item_knn"]] = knn
-        laps.lap("kNN")
-    columns[:nm, _COLUMN["popularity"]] = model.popularity
-    columns[:nm, _COLUMN["trending"]] = model.trending
-    laps.lap("other columns")
-    if features is not None and view.genres:
-        affinity = genre_affinity_at(features, now)
-        vector = np.array([max(affinity.get(g, 0.0), 0.0) for g in view.genres], np.float32)
-        if vector.max(initial=0.0) > 0:
-            columns[:, _COLUMN["genre_affinity"]] = (
-                view.genre_matrix @ (vector / vector.max())
-            ) / view.genre_counts
-    laps.lap("genre affinity")
-    columns[:, _COLUMN["new_release"]] = view.release_year >= now.year - settings.new_release_years
-    for word in _search_keywords(features, settings):
-        items = view.keyword_items.get(word)
-        if items is not None:
-            columns[items, _COLUMN["search_match"]] = 1.0
-    laps.lap("other columns")
-    return columns
+    """One FEATURE_NAMES row per candidate, before standardisation (0 for what the model does not
+    know about an item)."""
+    rows = np.zeros((pool.size, len(FEATURE_NAMES)), dtype=np.float32)
+    known = pool < view.n_model
+    items = pool[known]
+    if signals.ease is not None:
+        rows[known, _COLUMN["ease"]] = signals.ease[items]
+    if signals.user_vector is not None and model.item_factors is not None:
+        rows[known, _COLUMN["als"]] = model.item_factors[items] @ signals.user_vector
+    if signals.knn is not None:
+        rows[known, _COLUMN["item_knn"]] = signals.knn[items]
+    rows[:, _COLUMN["popularity"]] = view.popularity[pool]
+    rows[:, _COLUMN["trending"]] = view.trending[pool]
+    if signals.genre_vector is not None:
+        rows[:, _COLUMN["genre_affinity"]] = (
+            view.genre_matrix[pool] @ signals.genre_vector
+        ) / view.genre_counts[pool]
+    rows[:, _COLUMN["new_release"]] = view.release_year[pool] >= signals.new_release_after
+    if signals.search_items.size:
+        rows[:, _COLUMN["search_match"]] = np.isin(pool, signals.search_items)
+    return rows
+
+
+def standardise(rows: Floats, model: RecommenderModel) -> Floats:
+    """The continuous columns as (x - mean) / std with the model's fixed statistics
+    (``RecommenderModel.feature_stats``, FEATURE_SEMANTICS 2): a value means the same whatever
+    the candidates beside it."""
+    stats = model.feature_stats
+    if stats is None:
+        raise ValueError(f"model {model.version} has no feature statistics (semantics 1)")
+    rows[:, _CONTINUOUS] = (rows[:, _CONTINUOUS] - stats[0, _CONTINUOUS]) / stats[1, _CONTINUOUS]
+    return rows
+
+
+def feature_statistics(
+    users: Sequence[UserFeatures], model: RecommenderModel, view: CatalogView, *, now: datetime
+) -> Floats:
+    """(2, features): mean and standard deviation of each continuous column over the rows of
+    every allowed item of every user given (in training: a sample of the training users); the
+    flag columns get (0, 1). Computed once per model and fixed: see ``standardise``."""
+    total = np.zeros(len(FEATURE_NAMES), dtype=np.float64)
+    squares = np.zeros(len(FEATURE_NAMES), dtype=np.float64)
+    count = 0
+    for features in users:
+        state = _UserState.of(features, model, view)
+        signals = _Signals.of(state, features, None, model, view, now, EngineSettings(), _NO_LAPS)
+        rows = _raw_rows(_every_allowed(state, None, model, view), signals, model, view)
+        total += rows.sum(axis=0, dtype=np.float64)
+        squares += np.square(rows, dtype=np.float64).sum(axis=0)
+        count += rows.shape[0]
+    stats = np.zeros((2, len(FEATURE_NAMES)), dtype=np.float32)
+    stats[1] = 1.0
+    if count:
+        mean = total / count
+        std = np.sqrt(np.maximum(squares / count - mean**2, 0.0))
+        stats[0, _CONTINUOUS] = mean[_CONTINUOUS]
+        stats[1, _CONTINUOUS] = np.where(std[_CONTINUOUS] > 1e-6, std[_CONTINUOUS], 1.0)
+    return stats
+
+
+def _top_indices(scores: Floats, n: int) -> npt.NDArray[np.int64]:
+    """Positions of the ``n`` largest scores (unordered)."""
+    if scores.size <= n:
+        return np.arange(scores.size, dtype=np.int64)
+    return np.argpartition(-scores, n - 1)[:n].astype(np.int64)
+
+
+def _new_releases(view: CatalogView, after: int, n: int) -> npt.NDArray[np.int64]:
+    lists = [items for year, items in view.year_top.items() if year >= after]
+    if not lists:
+        return np.zeros(0, dtype=np.int64)
+    merged = np.concatenate(lists)
+    return merged[np.argsort(-view.popularity[merged], kind="stable")[:n]]
 
 
 def _fold_in(model: RecommenderModel, history: npt.NDArray[np.int64], weights: Floats) -> Floats:
@@ -304,29 +484,21 @@ def _fold_in(model: RecommenderModel, history: npt.NDArray[np.int64], weights: F
 
 def _related_to(anchor: int, model: RecommenderModel, view: CatalogView) -> npt.NDArray[np.bool_]:
     """`similar`/`detail` candidates: the anchor's neighbours and movies of its primary genre."""
-    related = np.zeros(view.n_items, dtype=np.bool_)
+    return _related(anchor, np.arange(view.n_items, dtype=np.int64), model, view)
+
+
+def _related(
+    anchor: int, items: npt.NDArray[np.int64], model: RecommenderModel, view: CatalogView
+) -> npt.NDArray[np.bool_]:
+    """Which of ``items`` are related to the anchor (see ``_related_to``)."""
+    related = np.zeros(items.size, dtype=np.bool_)
     if anchor < view.n_model:
         neighbours = model.neighbors[anchor]
-        related[neighbours[neighbours >= 0]] = True
+        related |= np.isin(items, neighbours[neighbours >= 0])
     genre = view.primary_genre[anchor]
     if genre >= 0:
-        related |= view.genre_matrix[:, genre] > 0
+        related |= view.genre_matrix[items, genre] > 0
     return related
-
-
-def _standardised(columns: Floats, pool: npt.NDArray[np.int64]) -> Floats:
-    """The candidates' rows, continuous columns standardised over the candidates (so that the
-    ranker sees the same scale whatever the user's history length). All continuous columns in
-    one pass: a loop over strided columns cost a quarter of a call at 10,000 movies."""
-    rows = columns[pool]
-    if pool.size == 0:
-        return rows
-    block = rows[:, _CONTINUOUS]
-    mean = block.mean(axis=0)
-    std = block.std(axis=0)
-    spread = std > 1e-9
-    rows[:, _CONTINUOUS] = np.where(spread, (block - mean) / np.where(spread, std, 1.0), 0.0)
-    return rows
 
 
 def _score(model: RecommenderModel, rows: Floats) -> Floats:

@@ -6,8 +6,11 @@
 - Neighbour lists: the top ``neighbors`` items per item, from EASE's weights or from cosine
   similarity of the co-occurrence (computed in blocks, so 100,000 items fit in memory).
 - Popularity and trending (time-decayed positives as of the end of the data).
+- The feature statistics (FEATURE_SEMANTICS 2): mean and standard deviation of each continuous
+  column over the whole-catalog rows of a sample of the training users, fixed in the model.
 - The ranker: a LinearRanker whose few weights are tuned by nDCG@10 on the inner holdout, over
-  exactly the candidate rows the engine builds at request time.
+  exactly the candidate rows the engine builds at request time (retrieval, then those
+  statistics).
 """
 
 from __future__ import annotations
@@ -29,10 +32,19 @@ from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
 from interaction_recommender.catalog.movie import CatalogMovie
 from interaction_recommender.features.state import UserFeatures
-from interaction_recommender.model.arrays import FEATURE_NAMES, LinearRanker, RecommenderModel
+from interaction_recommender.model.arrays import (
+    FEATURE_NAMES,
+    FEATURE_SEMANTICS,
+    LinearRanker,
+    RecommenderModel,
+)
 from interaction_recommender.model.catalog_view import build_catalog_view
 from interaction_recommender.model.context import Context
-from interaction_recommender.model.engine import EngineSettings, candidate_rows
+from interaction_recommender.model.engine import (
+    EngineSettings,
+    candidate_rows,
+    feature_statistics,
+)
 from interaction_recommender.model.labels import LabelWeights
 from interaction_recommender.training.dataset import TrainingData, training_data
 from interaction_recommender.training.metrics import ranking_metrics
@@ -71,6 +83,8 @@ class FitConfig:
     """Weights tried for the ranker (the primary collaborative score has weight 1)."""
     tune_users: int = 2000
     """Holdout users sampled for tuning (all when fewer)."""
+    statistics_users: int = 300
+    """Training users sampled for the feature statistics (all when fewer)."""
     threads: int = 1
     seed: int = 42
 
@@ -108,7 +122,8 @@ def fit_model(
     ``labels.ignored_twice`` is not 0."""
     data = training_data(features, labels, catalog=[m.movie_id for m in catalog], ignored=ignored)
     with threadpool_limits(config.threads):
-        return _fit(data, params, labels, config, version=version)
+        model = _fit(data, params, labels, config, version=version)
+        return _with_statistics(model, features, catalog, config, data.data_until)
 
 
 def _fit(
@@ -160,6 +175,28 @@ def _fit(
     )
 
 
+def _with_statistics(
+    model: RecommenderModel,
+    features: Mapping[UUID, UserFeatures],
+    catalog: Sequence[CatalogMovie],
+    config: FitConfig,
+    now: datetime | None,
+) -> RecommenderModel:
+    """The model with its fixed feature statistics (FEATURE_SEMANTICS), from a deterministic
+    sample of the users it was fitted on."""
+    users = sorted(features, key=str)
+    if len(users) > config.statistics_users:
+        rng = np.random.default_rng(config.seed)
+        picked = rng.choice(len(users), size=config.statistics_users, replace=False)
+        users = [users[i] for i in sorted(picked)]
+    view = build_catalog_view(model, catalog, catalog_version=0)
+    model.feature_stats = feature_statistics(
+        [features[u] for u in users], model, view, now=now or datetime.now(UTC)
+    )
+    model.feature_semantics = FEATURE_SEMANTICS
+    return model
+
+
 def tune(
     train: Mapping[UUID, UserFeatures],
     test: Mapping[UUID, set[UUID]],
@@ -203,6 +240,7 @@ def tune(
             als_params = max(results, key=lambda c: (results[c], -c[0]))
         base = Params(ease_l2, als_params, {"ease": 1.0} if ease_l2 is not None else {"als": 1.0})
         model = _fit(data, base, labels, config, version="tuning")
+        model = _with_statistics(model, train, catalog, config, now)
         weights, ranker_tried = _tune_ranker(model, train, eval_users, test, catalog, config, now)
     log.info(
         "tuned",
