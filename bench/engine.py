@@ -40,7 +40,7 @@ import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from uuid import UUID
@@ -55,7 +55,12 @@ from interaction_recommender.events.messages import EventMessage
 from interaction_recommender.features.extractor import build_features
 from interaction_recommender.features.state import UserFeatures
 from interaction_recommender.model import engine as E
-from interaction_recommender.model.arrays import FEATURE_NAMES, LinearRanker, RecommenderModel
+from interaction_recommender.model.arrays import (
+    FEATURE_NAMES,
+    FEATURE_SEMANTICS,
+    LinearRanker,
+    RecommenderModel,
+)
 from interaction_recommender.model.catalog_view import CatalogView, build_catalog_view
 from interaction_recommender.model.context import Context
 from interaction_recommender.model.labels import LabelWeights
@@ -190,7 +195,11 @@ def synthetic(world: World, seed: int) -> tuple[RecommenderModel, str, float]:
         item_factors=factors,
         als_regularization=35.0,
         als_alpha=4.0,
+        feature_semantics=FEATURE_SEMANTICS,
     )
+    # The fixed statistics, as training computes them (from the world's users: fit's sample).
+    view = build_catalog_view(model, world.catalog, catalog_version=0)
+    model.feature_stats = E.feature_statistics(world.users[:100], model, view, now=world.now)
     seconds = time.perf_counter() - started
     what = (
         "arrays built directly: "
@@ -224,6 +233,8 @@ class Row:
     pool: float
     """Mean candidates per call."""
     returned: float
+    recall: float
+    """Mean share of the exhaustive top 10 inside the two-stage top 10 (same ranker)."""
     stages_ns: list[float] = field(default_factory=list)
     """Mean ns per STAGES entry (the pass with the engine's timing hooks on)."""
 
@@ -296,6 +307,21 @@ def calls_for(world: World, view: CatalogView) -> dict[str, list[tuple[UserFeatu
     return calls
 
 
+def top_ten(
+    settings: E.EngineSettings,
+    features: UserFeatures,
+    context: Context,
+    model: RecommenderModel,
+    view: CatalogView,
+    now: datetime,
+) -> set[int]:
+    """The 10 best-scored candidates before any re-ranking."""
+    c = E.candidate_rows(features, context, model, view, now=now, settings=settings)
+    scores = E.score_candidates(c, context, model, settings)
+    best = np.lexsort((c.pool, -scores))[:10]
+    return set(c.pool[best].tolist())
+
+
 def measure(
     world: World, model: RecommenderModel, kind: str, what: str, args: argparse.Namespace
 ) -> tuple[Setup, list[Row]]:
@@ -329,11 +355,18 @@ def measure(
                     )
                     samples[context].append((clock() - t0) / 1000)
                     returned[context].append(len(answer))
-        # Pool sizes (outside the timed loop).
+        # Pool sizes and the retrieval's recall (outside the timed loop): the two-stage top 10
+        # against the same ranker over every allowed item, both before any re-ranking.
+        exhaustive = replace(settings, retrieval=False)
+        recalls: dict[str, list[float]] = {c: [] for c in CONTEXTS}
         for context in CONTEXTS:
             for features, ctx in calls[context]:
                 c = E.candidate_rows(features, ctx, model, view, now=world.now, settings=settings)
                 pools[context].append(int(c.pool.size))
+                reference = top_ten(exhaustive, features, ctx, model, view, world.now)
+                if reference:
+                    found = top_ten(settings, features, ctx, model, view, world.now)
+                    recalls[context].append(len(found & reference) / len(reference))
         # The stage split: recommend() itself with its timing hooks on.
         for context in CONTEXTS:
             row = Row(
@@ -343,6 +376,7 @@ def measure(
                 samples[context],
                 statistics.fmean(pools[context]),
                 statistics.fmean(returned[context]),
+                statistics.fmean(recalls[context]) if recalls[context] else float("nan"),
             )
             laps = E.StageLaps()
             count = 0
@@ -407,8 +441,9 @@ def render(setups: list[Setup], rows: list[Row], args: argparse.Namespace, run: 
         "- Stage split (last column): the same calls again with `recommend`'s timing hooks on "
         "(`laps=StageLaps()`); shares of that pass's time, the biggest four.",
         "",
-        "| Movies | Model | Context | Calls | Candidates | p50 | p99 | mean | Stages (share) |",
-        "|---:|---|---|---:|---:|---:|---:|---:|---|",
+        "| Movies | Model | Context | Calls | Candidates | Recall@10 | p50 | p99 | mean "
+        "| Stages (share) |",
+        "|---:|---|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for row in rows:
         p50, p99 = row.pct(50), row.pct(99)
@@ -417,7 +452,7 @@ def render(setups: list[Setup], rows: list[Row], args: argparse.Namespace, run: 
             flag = f" ⚠ {p99 / HTTP_P99_BUDGET_US:.0%} of 25 ms"
         lines.append(
             f"| {row.size:,} | {row.kind} | {row.context} | {len(row.samples_us):,} "
-            f"| {row.pool:,.0f} | {p50:,.0f} µs | **{p99:,.0f} µs**{flag} "
+            f"| {row.pool:,.0f} | {row.recall:.3f} | {p50:,.0f} µs | **{p99:,.0f} µs**{flag} "
             f"| {statistics.fmean(row.samples_us):,.0f} µs | {stage_text(row)} |"
         )
     lines += [""]

@@ -31,7 +31,7 @@ from report import ROOT, Run, close_section, markers, publish
 START_MARKER, END_MARKER = markers("engine-ab")
 _ROW = re.compile(
     r"^\| (?P<size>[\d,]+) \| (?P<model>\w+) \| (?P<context>\w+) \| [\d,]+ \| [\d,]+ "
-    r"\| (?P<p50>[\d,]+) µs \| \*\*(?P<p99>[\d,]+) µs\*\* \|"
+    r"(?:\| [\d.]+ )?\| (?P<p50>[\d,]+) µs \| \*\*(?P<p99>[\d,]+) µs\*\* \|"
 )
 _TOLERANCE = 0.10
 

@@ -20,8 +20,14 @@ import numpy as np
 import orjson
 import pytest
 
-from interaction_recommender.model.arrays import FEATURE_NAMES, LinearRanker, RecommenderModel
+from interaction_recommender.model.arrays import (
+    FEATURE_NAMES,
+    FEATURE_SEMANTICS,
+    LinearRanker,
+    RecommenderModel,
+)
 from interaction_recommender.model.artifact import (
+    ARTIFACT_FORMAT,
     ArtifactError,
     load_artifact,
     manifest_path,
@@ -99,22 +105,28 @@ def legacy_artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return models / "recommender.pkl"
 
 
-def test_an_artifact_of_the_previous_release_loads_and_serves(legacy_artifact: Path) -> None:
+def test_an_artifact_of_the_previous_release_unpickles_into_the_moved_classes(
+    legacy_artifact: Path,
+) -> None:
     assert b"interaction_recommender.recs.model" in joblib_stream(legacy_artifact)
 
-    model, manifest = load_artifact(legacy_artifact)
+    model = load_joblib(legacy_artifact)
 
     assert isinstance(model, RecommenderModel)
     assert isinstance(model.ranker, LinearRanker)
     assert isinstance(model.labels, LabelWeights)
-    assert manifest["version"] == model.version == "legacy-current"
-    world = planted_world(users_per_cluster=20)
-    view = build_catalog_view(model, world.catalog, catalog_version=1)
-    answer = recommend(None, Context("home"), 5, model, view, now=datetime.now(UTC))
-    assert len(answer) == 5
+    assert model.version == "legacy-current"
+    assert model.feature_semantics == 1  # the class default: the field did not exist then
 
 
-def test_the_rollback_copy_of_the_previous_release_loads(
+def test_an_artifact_of_the_previous_release_is_never_scored(legacy_artifact: Path) -> None:
+    """Its ranker was tuned on rows standardised per request (feature semantics 1): the
+    registry refuses it, with the command that trains a current one."""
+    with pytest.raises(ArtifactError, match="model upgrade"):
+        load_artifact(legacy_artifact)
+
+
+def test_the_rollback_copy_of_the_previous_release_unpickles(
     legacy_artifact: Path, tmp_path: Path
 ) -> None:
     folder = tmp_path / "models"
@@ -123,8 +135,8 @@ def test_the_rollback_copy_of_the_previous_release_loads(
         (folder / source.name).write_bytes(source.read_bytes())
     path = folder / legacy_artifact.name
 
-    restore_previous(path)
-    model, manifest = load_artifact(path)
+    manifest = restore_previous(path)
+    model = load_joblib(path)
 
     assert manifest["version"] == model.version == "test"
 
@@ -155,9 +167,10 @@ def test_an_artifact_whose_pickle_names_a_forbidden_global_is_refused(tmp_path: 
     joblib.dump({"payload": os.system}, path, compress=3)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     manifest = {
-        "format": 1,
+        "format": ARTIFACT_FORMAT,
         "version": "evil",
         "featureSchema": {"names": list(FEATURE_NAMES)},
+        "featureSemantics": FEATURE_SEMANTICS,
         "sha256": digest,
     }
     manifest_path(path).write_bytes(orjson.dumps(manifest))

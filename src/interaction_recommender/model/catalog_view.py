@@ -65,6 +65,9 @@ class CatalogView:
     """Per genre: its SHORT_LIST most popular available items."""
     year_top: dict[int, Items]
     """Per release year: its SHORT_LIST most popular available items."""
+    fresh_by_genre: list[Items]
+    """Per genre: its SHORT_LIST newest available movies the model does not know (no factors,
+    no neighbours, no popularity yet), newest release first: how new movies are found."""
 
     @property
     def n_items(self) -> int:
@@ -111,6 +114,8 @@ def build_catalog_view(
     rank = np.empty(n, dtype=np.int64)
     rank[by_popularity] = np.arange(n)
     by_trending = np.lexsort((np.arange(n), -trending))
+    unknown = np.arange(model.n_items, n, dtype=np.int64)  # catalog movies after the model's
+    fresh = unknown[np.lexsort((unknown, -years[unknown]))]  # available by construction
     return CatalogView(
         model_version=model.version,
         catalog_version=catalog_version,
@@ -139,6 +144,9 @@ def build_catalog_view(
             for year in np.unique(years[ranked])
             if year > 0
         },
+        fresh_by_genre=[
+            fresh[genre_matrix[fresh, g] > 0][:SHORT_LIST] for g in range(len(genre_names))
+        ],
     )
 
 

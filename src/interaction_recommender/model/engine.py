@@ -49,6 +49,7 @@ __all__ = [
     "candidate_rows",
     "feature_statistics",
     "recommend",
+    "score_candidates",
     "standardise",
 ]
 
@@ -135,6 +136,9 @@ class EngineSettings:
     top_genres: int = 3
     genre_candidates: int = 50
     """The most popular of each of the user's ``top_genres`` favourite genres."""
+    fresh_candidates: int = 20
+    """The newest movies the model does not know yet, of each favourite genre (and of the
+    anchor's genre): they have no collaborative signal or popularity to be found by."""
     search_candidates: int = 100
     """The most popular matches of each recent search keyword (`search`)."""
     anchor_genre_candidates: int = 100
@@ -157,19 +161,7 @@ def recommend(
     )
     if candidates.pool.size == 0:
         return []
-    personal = candidates.state.history.size or candidates.anchor is not None
-    if personal and model.personalised:
-        scores = _score(model, candidates.rows)
-    else:
-        # Nothing to personalise from (no history, or a popularity-only fallback model): the
-        # cold-start policy, popular and trending movies (the ranker was tuned on users with a
-        # history; it may weigh popularity at 0).
-        rows = candidates.rows
-        scores = rows[:, _COLUMN["popularity"]] + rows[:, _COLUMN["trending"]]
-        scores = scores + rows[:, _COLUMN["genre_affinity"]]
-    if context.kind == "search":
-        boost = np.float32(settings.search_boost)
-        scores = scores + boost * candidates.rows[:, _COLUMN["search_match"]]
+    scores = score_candidates(candidates, context, model, settings)
     laps.lap("score")
     chosen = _top(candidates.pool, scores, k, view, settings)
     laps.lap("top k")
@@ -190,6 +182,25 @@ def recommend(
     ]
     laps.lap("reasons")
     return answer
+
+
+def score_candidates(
+    candidates: Candidates, context: Context, model: RecommenderModel, settings: EngineSettings
+) -> Floats:
+    """One logit-like score per candidate, before any re-ranking: the ranker's, or, with nothing
+    to personalise from (no history, or a popularity-only fallback model), the cold-start policy
+    of popular and trending movies (the ranker was tuned on users with a history; it may weigh
+    popularity at 0). `search` adds the search boost to the matching movies."""
+    rows = candidates.rows
+    personal = candidates.state.history.size or candidates.anchor is not None
+    if personal and model.personalised:
+        scores = _score(model, rows)
+    else:
+        scores = rows[:, _COLUMN["popularity"]] + rows[:, _COLUMN["trending"]]
+        scores = scores + rows[:, _COLUMN["genre_affinity"]]
+    if context.kind == "search":
+        scores = scores + np.float32(settings.search_boost) * rows[:, _COLUMN["search_match"]]
+    return scores
 
 
 @dataclass
@@ -362,17 +373,16 @@ def _retrieve(
         parts.append(signals.touched[best])
     if signals.genre_vector is not None:
         favourites = np.argsort(-signals.genre_vector, kind="stable")[: settings.top_genres]
-        parts += [
-            view.genre_top[g][: settings.genre_candidates]
-            for g in favourites
-            if signals.genre_vector[g] > 0
-        ]
+        for g in favourites[signals.genre_vector[favourites] > 0]:
+            parts.append(view.genre_top[g][: settings.genre_candidates])
+            parts.append(view.fresh_by_genre[g][: settings.fresh_candidates])
     if context.kind == "search":
         parts += [view.keyword_items[w][: settings.search_candidates] for w in signals.search_words]
     if anchor is not None:
         genre = view.primary_genre[anchor]
         if genre >= 0:
             parts.append(view.genre_top[genre][: settings.anchor_genre_candidates])
+            parts.append(view.fresh_by_genre[genre][: settings.fresh_candidates])
     pool = np.unique(np.concatenate(parts).astype(np.int64))
     keep = view.available[pool] & ~state.excluded[pool]
     if anchor is not None:
