@@ -52,8 +52,14 @@ class CatalogView:
     """0 when unknown."""
     keyword_items: dict[str, Items]
     """Lower-case word of a title or genre -> available items that have it, most popular first."""
+    keyword_sorted: dict[str, Items]
+    """The same items in ascending order, for membership tests (``matches``)."""
     index: dict[UUID, int]
     """Movie id -> position in ``ids``."""
+    sorted_ids: npt.NDArray[np.void]
+    """The ids as 16-byte values (dtype V16), sorted: ``positions`` looks many up at once."""
+    sorted_positions: Items
+    """Position in ``ids`` of each ``sorted_ids`` entry."""
     popularity: npt.NDArray[np.float32]
     """The model's popularity per item, 0 for movies the model does not know."""
     trending: npt.NDArray[np.float32]
@@ -72,6 +78,26 @@ class CatalogView:
     @property
     def n_items(self) -> int:
         return len(self.ids)
+
+    def matches(self, words: Iterable[str], items: Items) -> npt.NDArray[np.bool_]:
+        """Which of ``items`` have one of ``words`` in their title or genres (a binary search per
+        word: a common word may match a third of the catalog)."""
+        found = np.zeros(items.size, dtype=np.bool_)
+        for word in words:
+            sorted_items = self.keyword_sorted.get(word)
+            if sorted_items is None or sorted_items.size == 0:
+                continue
+            at = np.minimum(np.searchsorted(sorted_items, items), sorted_items.size - 1)
+            found |= sorted_items[at] == items
+        return found
+
+    def positions(self, movies: npt.NDArray[np.void]) -> Items:
+        """Position in ``ids`` of each 16-byte movie id, -1 for a movie not in the view."""
+        if movies.size == 0 or not self.ids:
+            return np.full(movies.size, -1, dtype=np.int64)
+        at = np.minimum(np.searchsorted(self.sorted_ids, movies), len(self.ids) - 1)
+        found: Items = np.where(self.sorted_ids[at] == movies, self.sorted_positions[at], -1)
+        return found
 
 
 def build_catalog_view(
@@ -114,6 +140,12 @@ def build_catalog_view(
     rank = np.empty(n, dtype=np.int64)
     rank[by_popularity] = np.arange(n)
     by_trending = np.lexsort((np.arange(n), -trending))
+    by_keyword = {
+        w: _by_rank(np.asarray(items, dtype=np.int64), rank, available)
+        for w, items in keywords.items()
+    }
+    raw_ids = np.frombuffer(b"".join(movie_id.bytes for movie_id in ids), dtype="V16")
+    id_order = np.argsort(raw_ids, kind="stable").astype(np.int64)
     unknown = np.arange(model.n_items, n, dtype=np.int64)  # catalog movies after the model's
     fresh = unknown[np.lexsort((unknown, -years[unknown]))]  # available by construction
     return CatalogView(
@@ -127,11 +159,11 @@ def build_catalog_view(
         genre_counts=np.maximum(genre_matrix.sum(axis=1), 1.0),
         primary_genre=primary,
         release_year=years,
-        keyword_items={
-            w: _by_rank(np.asarray(items, dtype=np.int64), rank, available)
-            for w, items in keywords.items()
-        },
+        keyword_items=by_keyword,
+        keyword_sorted={w: np.sort(items) for w, items in by_keyword.items()},
         index={movie_id: i for i, movie_id in enumerate(ids)},
+        sorted_ids=raw_ids[id_order],
+        sorted_positions=id_order,
         popularity=popularity,
         trending=trending,
         popular=ranked[:SHORT_LIST],

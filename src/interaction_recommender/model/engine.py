@@ -33,12 +33,18 @@ from uuid import UUID
 import numpy as np
 import numpy.typing as npt
 
-from interaction_recommender.features.state import UserFeatures, genre_affinity_at
+from interaction_recommender.features.profile import (
+    COMPLETED,
+    SEEN,
+    UserProfile,
+    profile_of,
+)
+from interaction_recommender.features.state import UserFeatures
 from interaction_recommender.model import reasons as r
 from interaction_recommender.model.arrays import FEATURE_NAMES, RecommenderModel
 from interaction_recommender.model.catalog_view import CatalogView, keywords_of
 from interaction_recommender.model.context import Context
-from interaction_recommender.model.labels import user_labels
+from interaction_recommender.model.labels import profile_labels
 
 __all__ = [
     "STAGES",
@@ -146,7 +152,7 @@ class EngineSettings:
 
 
 def recommend(
-    features: UserFeatures | None,
+    user: UserProfile | UserFeatures | None,
     context: Context,
     k: int,
     model: RecommenderModel,
@@ -156,8 +162,9 @@ def recommend(
     settings: EngineSettings = EngineSettings(),
     laps: Laps = _NO_LAPS,
 ) -> list[Recommendation]:
+    profile = as_profile(user)
     candidates = candidate_rows(
-        features, context, model, view, now=now, settings=settings, laps=laps
+        profile, context, model, view, now=now, settings=settings, laps=laps
     )
     if candidates.pool.size == 0:
         return []
@@ -171,7 +178,7 @@ def recommend(
     positions = np.searchsorted(candidates.pool, picked)
     laps.lap("position map")
     rows = candidates.rows[positions]
-    reasons = _reasons_for(picked, rows, candidates, model, view, features, now)
+    reasons = _reasons_for(picked, rows, candidates, model, view, profile, now)
     answer = [
         Recommendation(
             movie_id=view.ids[item],
@@ -214,8 +221,14 @@ class Candidates:
     anchor: int | None
 
 
+def as_profile(user: UserProfile | UserFeatures | None) -> UserProfile | None:
+    """The engine reads the serving profile (features/profile.py); full features (training,
+    the embedded mode) are converted by the profile's one definition."""
+    return profile_of(user) if isinstance(user, UserFeatures) else user
+
+
 def candidate_rows(
-    features: UserFeatures | None,
+    user: UserProfile | UserFeatures | None,
     context: Context,
     model: RecommenderModel,
     view: CatalogView,
@@ -226,10 +239,11 @@ def candidate_rows(
 ) -> Candidates:
     """Retrieval and filters, then one standardised feature row per candidate. Training tunes
     the ranker on exactly these rows."""
-    state = _UserState.of(features, model, view)
+    profile = as_profile(user)
+    state = _UserState.of(profile, model, view)
     laps.lap("user state")
     anchor = view.index.get(context.movie_id) if context.movie_id else None
-    signals = _Signals.of(state, features, anchor, model, view, now, settings, laps)
+    signals = _Signals.of(state, profile, anchor, model, view, now, settings, laps)
     if settings.retrieval:
         pool = _retrieve(signals, state, context, anchor, model, view, settings)
     else:
@@ -252,23 +266,21 @@ class _UserState:
 
     @classmethod
     def of(
-        cls, features: UserFeatures | None, model: RecommenderModel, view: CatalogView
+        cls, profile: UserProfile | None, model: RecommenderModel, view: CatalogView
     ) -> _UserState:
         excluded = np.zeros(view.n_items, dtype=np.bool_)
-        if features is None:
+        if profile is None or profile.movies.size == 0:
             return cls(np.zeros(0, np.int64), np.zeros(0, np.float32), excluded)
-        labels = user_labels(features, model.labels)
-        done = set(features.seen) | set(features.ratings)
-        done |= {m for m, e in features.watch_history.items() if e.completed}
-        done |= {m for m, w in labels.items() if w < 0}
-        for movie_id in done:
-            i = view.index.get(movie_id)
-            if i is not None:
-                excluded[i] = True
-        liked = sorted((w, model.index[m]) for m, w in labels.items() if w > 0 and m in model.index)
-        history = np.array([i for _, i in liked], dtype=np.int64)
-        weights = np.array([w for w, _ in liked], dtype=np.float32)
-        return cls(history, weights, excluded)
+        labels = profile_labels(profile, model.labels)
+        positions = view.positions(profile.movies)
+        known = positions >= 0
+        done = ((profile.flags & (SEEN | COMPLETED)) > 0) | ~np.isnan(profile.rating)
+        done |= labels < 0  # NaN compares False: unlabelled movies are not excluded by it
+        excluded[positions[done & known]] = True
+        liked = (labels > 0) & known & (positions < view.n_model)
+        items, values = positions[liked], labels[liked]
+        order = np.lexsort((items, values))  # weakest first, ties by model index
+        return cls(items[order], values[order].astype(np.float32), excluded)
 
 
 @dataclass
@@ -288,7 +300,6 @@ class _Signals:
     """Affinity per genre of the view, scaled to a maximum of 1; None without one."""
     search_words: list[str]
     """The recent search keywords that name something in the catalog, most recent first."""
-    search_items: npt.NDArray[np.int64]
     new_release_after: int
     """A movie released in this year or later is a new release."""
 
@@ -296,7 +307,7 @@ class _Signals:
     def of(
         cls,
         state: _UserState,
-        features: UserFeatures | None,
+        profile: UserProfile | None,
         anchor: int | None,
         model: RecommenderModel,
         view: CatalogView,
@@ -320,19 +331,16 @@ class _Signals:
             neighbors = model.neighbors[history]
             valid = neighbors >= 0
             contributions = (model.neighbor_weights[history] * weights[:, None])[valid]
-            knn = np.zeros(nm, dtype=np.float32)
-            np.add.at(knn, neighbors[valid], contributions)
-            touched = np.unique(neighbors[valid]).astype(np.int64)
+            knn = np.bincount(neighbors[valid], contributions, minlength=nm).astype(np.float32)
+            touched = np.flatnonzero(knn)  # similarities and liked weights are positive
             laps.lap("kNN")
         genre_vector = None
-        if features is not None and view.genres:
-            affinity = genre_affinity_at(features, now)
+        if profile is not None and view.genres:
+            affinity = profile.genre_affinity_at(now)
             vector = np.array([max(affinity.get(g, 0.0), 0.0) for g in view.genres], np.float32)
             if vector.max(initial=0.0) > 0:
                 genre_vector = vector / vector.max()
-        words = [w for w in _search_keywords(features, settings) if w in view.keyword_items]
-        found = [view.keyword_items[w] for w in words]
-        search_items = np.unique(np.concatenate(found)) if found else np.zeros(0, np.int64)
+        words = [w for w in _search_keywords(profile, settings) if w in view.keyword_items]
         return cls(
             history,
             ease,
@@ -341,7 +349,6 @@ class _Signals:
             touched,
             genre_vector,
             words,
-            search_items,
             now.year - settings.new_release_years,
         )
 
@@ -425,8 +432,8 @@ def _raw_rows(
             view.genre_matrix[pool] @ signals.genre_vector
         ) / view.genre_counts[pool]
     rows[:, _COLUMN["new_release"]] = view.release_year[pool] >= signals.new_release_after
-    if signals.search_items.size:
-        rows[:, _COLUMN["search_match"]] = np.isin(pool, signals.search_items)
+    if signals.search_words:
+        rows[:, _COLUMN["search_match"]] = view.matches(signals.search_words, pool)
     return rows
 
 
@@ -442,7 +449,11 @@ def standardise(rows: Floats, model: RecommenderModel) -> Floats:
 
 
 def feature_statistics(
-    users: Sequence[UserFeatures], model: RecommenderModel, view: CatalogView, *, now: datetime
+    users: Sequence[UserProfile | UserFeatures],
+    model: RecommenderModel,
+    view: CatalogView,
+    *,
+    now: datetime,
 ) -> Floats:
     """(2, features): mean and standard deviation of each continuous column over the rows of
     every allowed item of every user given (in training: a sample of the training users); the
@@ -450,9 +461,10 @@ def feature_statistics(
     total = np.zeros(len(FEATURE_NAMES), dtype=np.float64)
     squares = np.zeros(len(FEATURE_NAMES), dtype=np.float64)
     count = 0
-    for features in users:
-        state = _UserState.of(features, model, view)
-        signals = _Signals.of(state, features, None, model, view, now, EngineSettings(), _NO_LAPS)
+    for user in users:
+        profile = as_profile(user)
+        state = _UserState.of(profile, model, view)
+        signals = _Signals.of(state, profile, None, model, view, now, EngineSettings(), _NO_LAPS)
         rows = _raw_rows(_every_allowed(state, None, model, view), signals, model, view)
         total += rows.sum(axis=0, dtype=np.float64)
         squares += np.square(rows, dtype=np.float64).sum(axis=0)
@@ -559,11 +571,11 @@ def _top(
     return (chosen + skipped)[:k]
 
 
-def _search_keywords(features: UserFeatures | None, settings: EngineSettings) -> list[str]:
-    if features is None:
+def _search_keywords(profile: UserProfile | None, settings: EngineSettings) -> list[str]:
+    if profile is None:
         return []
-    recent = features.searches[-settings.recent_searches :]
-    return list(dict.fromkeys(w for s in reversed(recent) for w in keywords_of(s.query)))
+    recent = profile.recent_queries[-settings.recent_searches :]
+    return list(dict.fromkeys(w for query in reversed(recent) for w in keywords_of(query)))
 
 
 def _reasons_for(
@@ -572,19 +584,20 @@ def _reasons_for(
     candidates: Candidates,
     model: RecommenderModel,
     view: CatalogView,
-    features: UserFeatures | None,
+    profile: UserProfile | None,
     now: datetime,
 ) -> list[tuple[str, ...]]:
     """Why each chosen item: the features that pushed it up, named from the fixed vocabulary.
-    What every item shares (search keywords, genre affinity, the history's contributions) is
-    computed once per call."""
+    What the items share (search keywords, genre affinity, the history's contributions) is
+    computed for all of them at once."""
     state, anchor = candidates.state, candidates.anchor
     personal = anchor is None and state.history.size > 0
     sources = _strongest_history_items(chosen, state, model, view) if personal else {}
-    keywords = _search_keywords(features, EngineSettings())
-    affinity = genre_affinity_at(features, now) if features is not None else {}
+    keywords = _search_keywords(profile, EngineSettings())
+    keyword_hits = [(w, view.matches([w], chosen)) for w in keywords]
+    genres = _favourite_genres(chosen, view, profile, now)
     result = []
-    for item, row in zip(chosen.tolist(), rows, strict=True):
+    for at, (item, row) in enumerate(zip(chosen.tolist(), rows.tolist(), strict=True)):
         found: list[str] = []
         if anchor is not None:
             found.append(r.similar_to(view.ids[anchor]))
@@ -595,13 +608,11 @@ def _reasons_for(
                 found.append(r.because_you_watched(view.ids[source]))
             found.append(r.COLLABORATIVE)
         if row[_COLUMN["search_match"]] > 0:
-            words = [w for w in keywords if _has_keyword(view, w, item)]
-            if words:
-                found.append(r.matches_search(words[0]))
-        if row[_COLUMN["genre_affinity"]] > 0 and affinity:
-            genre = _favourite_genre_of(item, view, affinity)
-            if genre is not None:
-                found.append(r.matches_genre(genre))
+            word = next((w for w, hits in keyword_hits if hits[at]), None)
+            if word is not None:
+                found.append(r.matches_search(word))
+        if row[_COLUMN["genre_affinity"]] > 0 and genres[at] is not None:
+            found.append(r.matches_genre(genres[at]))  # type: ignore[arg-type]
         if row[_COLUMN["new_release"]] > 0:
             found.append(r.NEW_RELEASE)
         if not found or (anchor is None and not state.history.size):
@@ -612,6 +623,24 @@ def _reasons_for(
                 found.append(r.POPULAR)
         result.append(tuple(dict.fromkeys(found))[:_MAX_REASONS])
     return result
+
+
+def _favourite_genres(
+    items: npt.NDArray[np.int64], view: CatalogView, profile: UserProfile | None, now: datetime
+) -> list[str | None]:
+    """Per item, the genre of it the user likes most (None: none they like); ties go to the
+    name that sorts last."""
+    affinity = profile.genre_affinity_at(now) if profile is not None else {}
+    if not affinity or not view.genres:
+        return [None] * items.size
+    vector = np.array([max(affinity.get(g, 0.0), 0.0) for g in view.genres], dtype=np.float64)
+    liked = view.genre_matrix[items] * vector[None, :]  # genres sorted by name: reverse, so
+    last_best = liked.shape[1] - 1 - np.argmax(liked[:, ::-1], axis=1)  # ties pick the last
+    best_value = liked[np.arange(items.size), last_best]
+    return [
+        view.genres[g] if value > 0 else None
+        for g, value in zip(last_best.tolist(), best_value.tolist(), strict=True)
+    ]
 
 
 def _strongest_history_items(
@@ -643,18 +672,3 @@ def _strongest_history_items(
         int(item): int(history[b]) if value > 0 else None
         for item, b, value in zip(items.tolist(), best.tolist(), strongest.tolist(), strict=True)
     }
-
-
-def _neighbor_weight(model: RecommenderModel, source: int, item: int) -> float:
-    return float(model.neighbor_weights[source][model.neighbors[source] == item].sum())
-
-
-def _has_keyword(view: CatalogView, word: str, item: int) -> bool:
-    items = view.keyword_items.get(word)
-    return items is not None and bool(np.any(items == item))
-
-
-def _favourite_genre_of(item: int, view: CatalogView, affinity: dict[str, float]) -> str | None:
-    genres = [view.genres[g] for g in np.flatnonzero(view.genre_matrix[item])]
-    liked = [(affinity.get(g, 0.0), g) for g in genres if affinity.get(g, 0.0) > 0]
-    return max(liked)[1] if liked else None

@@ -10,10 +10,21 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from uuid import UUID
 
+import numpy as np
+import numpy.typing as npt
+
+from interaction_recommender.features.profile import (
+    COMPLETED,
+    FAVORITE_ADDED,
+    FAVORITE_REMOVED,
+    SEEN,
+    UserProfile,
+    profile_of,
+)
 from interaction_recommender.features.state import UserFeatures
 from interaction_recommender.settings import Settings
 
-__all__ = ["LabelWeights", "user_labels"]
+__all__ = ["LabelWeights", "profile_labels", "user_labels"]
 
 
 @dataclass(frozen=True)
@@ -60,27 +71,46 @@ class LabelWeights:
         )
 
 
+def profile_labels(profile: UserProfile, weights: LabelWeights) -> npt.NDArray[np.float64]:
+    """The label of each movie of a user's serving profile (positive: liked; negative: disliked;
+    NaN: no label), vectorised: the one definition, for serving (per request) and training
+    (``user_labels``). Movies only in the compact `seen` set (completed or rated long ago, out
+    of the bounded history) count as completed; then the watch history's value replaces it; a
+    rating adds to a non-negative value; a favorite added or removed adds its weight."""
+    flags = profile.flags
+    labels = np.where((flags & SEEN) > 0, weights.completed, np.nan)
+    watched = ~np.isnan(profile.progress)
+    extra_views = np.minimum(np.maximum(profile.views.astype(np.int64) - 1, 0), 3)
+    watch_value = np.where(
+        (flags & COMPLETED) > 0,
+        weights.completed + weights.rewatch * extra_views,
+        np.where(
+            profile.progress < weights.abandon_below,
+            weights.abandoned,
+            weights.partial * profile.progress / 100.0,
+        ),
+    )
+    labels = np.where(watched, watch_value, labels)
+    rated = ~np.isnan(profile.rating)
+    rating_value = weights.rating_base + weights.rating_slope * (profile.rating - 3.0)
+    labels = np.where(rated, np.maximum(np.nan_to_num(labels, nan=0.0), 0.0) + rating_value, labels)
+    favorite = np.where(
+        (flags & FAVORITE_ADDED) > 0,
+        weights.favorite,
+        np.where((flags & FAVORITE_REMOVED) > 0, weights.unfavorite, np.nan),
+    )
+    has_favorite = ~np.isnan(favorite)
+    labels = np.where(has_favorite, np.nan_to_num(labels, nan=0.0) + favorite, labels)
+    result: npt.NDArray[np.float64] = labels
+    return result
+
+
 def user_labels(features: UserFeatures, weights: LabelWeights) -> dict[UUID, float]:
-    """Movie -> label weight from a user's features (positive: liked; negative: disliked).
-    Movies only in the compact `seen` set (completed or rated long ago, out of the bounded
-    history) count as completed."""
-    labels: dict[UUID, float] = {}
-    for movie_id in features.seen:
-        labels[movie_id] = weights.completed
-    for movie_id, entry in features.watch_history.items():
-        if entry.completed:
-            extra_views = min(max(entry.views - 1, 0), 3)
-            value = weights.completed + weights.rewatch * extra_views
-        elif entry.progress < weights.abandon_below:
-            value = weights.abandoned
-        else:
-            value = weights.partial * entry.progress / 100.0
-        labels[movie_id] = value
-    for movie_id, rating in features.ratings.items():
-        value = weights.rating_base + weights.rating_slope * (rating.rating - 3.0)
-        labels[movie_id] = max(labels.get(movie_id, 0.0), 0.0) + value
-    for movie_id, favorite in features.favorites.items():
-        labels[movie_id] = labels.get(movie_id, 0.0) + (
-            weights.favorite if favorite.added else weights.unfavorite
-        )
-    return labels
+    """Movie -> label weight from a user's features (``profile_labels`` of their profile)."""
+    profile = profile_of(features)
+    values = profile_labels(profile, weights)
+    return {
+        UUID(bytes=movie.tobytes()): float(value)
+        for movie, value in zip(profile.movies, values, strict=True)
+        if not np.isnan(value)
+    }
