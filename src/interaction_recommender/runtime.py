@@ -100,7 +100,9 @@ async def build_runtime(
     if redis is not None:
         prefix = settings.redis_key_prefix
         feature_store = RedisFeatureStore(redis, prefix=prefix, ttl_s=settings.features_ttl_s)
-        hydrator = RedisHydrator(redis, prefix=prefix, ttl_s=settings.recommend_cache_ttl_s)
+        hydrator = RedisHydrator(
+            redis, feature_store, prefix=prefix, ttl_s=settings.recommend_cache_ttl_s
+        )
     else:
         memory = MemoryFeatureStore()
         feature_store, hydrator = memory, MemoryHydrator(memory)

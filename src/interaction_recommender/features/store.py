@@ -1,12 +1,14 @@
 """The online feature store: Redis in production, a dict in the embedded mode. Both implement
 the same protocol and pass the same tests (tests/features/test_store.py).
 
-Redis key layout (docs/features.md): one string key per user,
-``{REDIS_KEY_PREFIX}features:{userId}``; value = the version as 20 ASCII digits, then the compact
-encoding of features/codec.py; TTL FEATURES_TTL_S, renewed on every write. A write replaces the
-value only if its version is newer (checked atomically in a Lua script), so two consumers that
-both hold a user for a moment during a rebalance cannot put an older version back. An erased
-user's key holds the tombstone ``erased`` (same TTL), which no write replaces.
+Redis key layout (docs/features.md): two string keys per user, written together by ``put_many``:
+``{REDIS_KEY_PREFIX}features:{userId}`` (the full features: the version as 20 ASCII digits, then
+the encoding of features/codec.py) and ``{REDIS_KEY_PREFIX}profile:{userId}`` (the serving
+profile that recommendations read: the same 20 digits, then features/profile.py's encoding);
+TTL FEATURES_TTL_S, renewed on every write. A write replaces a value only if its version is
+newer (checked atomically in a Lua script), so two consumers that both hold a user for a moment
+during a rebalance cannot put an older version back. An erased user's keys hold the tombstone
+``erased`` (same TTL), which no write replaces.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any, Protocol
 from uuid import UUID
 
 from interaction_recommender.features.codec import decode, encode
+from interaction_recommender.features.profile import UserProfile, encode_profile, profile_of
 from interaction_recommender.features.state import UserFeatures
 
 __all__ = ["FeatureStore", "MemoryFeatureStore", "RedisFeatureStore"]
@@ -65,6 +68,9 @@ class RedisFeatureStore:
     def key(self, user_id: UUID) -> str:
         return f"{self._prefix}features:{user_id}"
 
+    def profile_key(self, user_id: UUID) -> str:
+        return f"{self._prefix}profile:{user_id}"
+
     async def get_many(self, user_ids: Iterable[UUID]) -> dict[UUID, UserFeatures]:
         ids = list(user_ids)
         if not ids:
@@ -89,10 +95,27 @@ class RedisFeatureStore:
                     args=[version, version + _encoded(item, encoded), self._ttl_s],
                     client=pipe,
                 )
+                await self._put(
+                    keys=[self.profile_key(item.user_id)],
+                    args=[version, version + encode_profile(profile_of(item)), self._ttl_s],
+                    client=pipe,
+                )
             await pipe.execute()
 
+    async def put_profile(self, user_id: UUID, profile: UserProfile) -> None:
+        """The serving profile alone (a reader that found only the full features writes it),
+        under the same rule: only if newer, never over a tombstone."""
+        version = b"%020d" % profile.version
+        await self._put(
+            keys=[self.profile_key(user_id)],
+            args=[version, version + encode_profile(profile), self._ttl_s],
+        )
+
     async def erase(self, user_id: UUID) -> None:
-        await self._redis.set(self.key(user_id), _TOMBSTONE, ex=self._ttl_s)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.set(self.key(user_id), _TOMBSTONE, ex=self._ttl_s)
+            pipe.set(self.profile_key(user_id), _TOMBSTONE, ex=self._ttl_s)
+            await pipe.execute()
 
     async def memory_usage(self, user_id: UUID) -> int:
         """Bytes Redis uses for the user's key (MEMORY USAGE), 0 when absent."""
@@ -110,6 +133,7 @@ class MemoryFeatureStore:
 
     def __init__(self) -> None:
         self._features: dict[UUID, UserFeatures] = {}
+        self._profiles: dict[UUID, UserProfile] = {}
         self._erased: set[UUID] = set()
 
     async def get_many(self, user_ids: Iterable[UUID]) -> dict[UUID, UserFeatures]:
@@ -123,9 +147,15 @@ class MemoryFeatureStore:
             if item.user_id in self._erased or (current and current.version >= item.version):
                 continue
             self._features[item.user_id] = item
+            self._profiles[item.user_id] = profile_of(item)
+
+    def profile(self, user_id: UUID) -> UserProfile | None:
+        """The serving profile, kept beside the features like the Redis store keeps it."""
+        return self._profiles.get(user_id)
 
     async def erase(self, user_id: UUID) -> None:
         self._features.pop(user_id, None)
+        self._profiles.pop(user_id, None)
         self._erased.add(user_id)
 
     async def probe(self) -> str:

@@ -121,9 +121,9 @@ class RecommendationService:
         loaded: LoadedModel,
     ) -> list[tuple[UUID, float, list[str]]]:
         def work() -> list[Recommendation]:
-            features = hydrated.features() if hydrated is not None else None
+            profile = hydrated.profile() if hydrated is not None else None
             return recommend(
-                features,
+                profile,
                 context,
                 k,
                 loaded.model,
