@@ -101,7 +101,7 @@ def worker() -> None:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
         async with AsyncExitStack() as stack:
-            runtime = await build_runtime(settings, stack, run_consumers=True)
+            runtime = await build_runtime(settings, stack, run_consumers=True, serving=False)
             if settings.train_interval_s > 0:
                 training = ScheduledTraining(
                     settings, runtime.database, interval_s=settings.train_interval_s

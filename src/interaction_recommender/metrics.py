@@ -17,6 +17,7 @@ __all__ = [
     "IMPRESSIONS_PENDING",
     "IMPRESSIONS_WRITTEN",
     "MODEL_INFO",
+    "NEAR_CACHE_INVALIDATIONS",
     "ONLINE_STORE_FAILURES",
     "OUTBOX_BACKLOG",
     "OUTBOX_OLDEST_AGE",
@@ -81,7 +82,14 @@ RECOMMEND_STAGE = Histogram(
     ["context", "stage"],
     buckets=_FAST,
 )
-RECOMMEND_CACHE = Counter("recommend_cache_total", "Recommendation cache lookups.", ["result"])
+RECOMMEND_CACHE = Counter(
+    "recommend_cache_total",
+    "Recommendation answers by cache tier: near (this process), hit (Redis), miss (engine).",
+    ["result"],
+)
+NEAR_CACHE_INVALIDATIONS = Counter(
+    "near_cache_invalidations_total", "Invalidation messages the near cache received."
+)
 RECOMMEND_FALLBACKS = Counter(
     "recommend_fallbacks_total",
     "Answers from memory because a dependency was slow or down.",

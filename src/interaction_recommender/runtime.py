@@ -38,6 +38,7 @@ from interaction_recommender.model.artifact import ArtifactError
 from interaction_recommender.model.engine import EngineSettings
 from interaction_recommender.outbox import OutboxRelay
 from interaction_recommender.recs.hydration import Hydrator, MemoryHydrator, RedisHydrator
+from interaction_recommender.recs.near_cache import NearCache
 from interaction_recommender.recs.registry import ModelRegistry
 from interaction_recommender.recs.service import RecommendationService
 from interaction_recommender.settings import Settings
@@ -70,6 +71,7 @@ class Runtime:
     consumers: list[ConsumerLoop]
     registry: ModelRegistry
     hydrator: Hydrator
+    near_cache: NearCache | None  # with Redis and NEAR_CACHE_TTL_S > 0
     recommendations: RecommendationService
     impressions: ImpressionLog | None  # None when IMPRESSION_LOGGING=false
     feedback: FeedbackService
@@ -78,7 +80,7 @@ class Runtime:
 
 
 async def build_runtime(
-    settings: Settings, stack: AsyncExitStack, *, run_consumers: bool
+    settings: Settings, stack: AsyncExitStack, *, run_consumers: bool, serving: bool = True
 ) -> Runtime:
     """Build and start everything; ``stack`` stops it in reverse order (consumers first, the
     relay's final flush while the bus is still up, the database last)."""
@@ -159,6 +161,16 @@ async def build_runtime(
         await registry.reload()
     registry.start()
     stack.push_async_callback(registry.stop)
+    near_cache = None
+    if serving and redis is not None and settings.near_cache_ttl_s > 0:
+        near_cache = NearCache(
+            redis,
+            prefix=settings.redis_key_prefix,
+            ttl_s=settings.near_cache_ttl_s,
+            max_entries=settings.near_cache_max_entries,
+        )
+        near_cache.start()
+        stack.push_async_callback(near_cache.stop)
     if settings.load_demo_world and registry.current is None:
         # The embedded mode's first start: train the demo model in the background (the
         # popularity fallback serves meanwhile); the registry swaps it in when it is written.
@@ -186,6 +198,7 @@ async def build_runtime(
         consumers=consumers,
         registry=registry,
         hydrator=hydrator,
+        near_cache=near_cache,
         recommendations=RecommendationService(
             registry,
             hydrator,
@@ -194,6 +207,7 @@ async def build_runtime(
             max_k=settings.recommend_max_k,
             engine=EngineSettings(diversity=settings.diversity),
             impressions=impressions,
+            near=near_cache,
         ),
         impressions=impressions,
         feedback=FeedbackService(
@@ -209,7 +223,7 @@ async def build_runtime(
             feature_store,
             features_topic=topics.processed_features,
             impressions=impressions,
-            caches=[hydrator],
+            caches=[hydrator] if near_cache is None else [hydrator, near_cache],
         ),
     )
 

@@ -237,6 +237,17 @@ class Settings(BaseSettings):
     recommend_budget_s: float = Field(
         default=0.3, gt=0, le=5, description="Redis/DB wait before answering from memory."
     )
+    near_cache_ttl_s: float = Field(
+        default=2.0,
+        ge=0,
+        le=60,
+        description="Seconds an API process answers a repeated recommendation from its own "
+        "memory (no Redis round trip); an answer that starts later than this after new features "
+        "were stored reflects them. 0 turns the near cache off; unused without Redis.",
+    )
+    near_cache_max_entries: int = Field(
+        default=100_000, ge=1, description="Lists the near cache holds (least recent dropped)."
+    )
     recommend_cache_ttl_s: int = Field(
         default=3600,
         ge=1,

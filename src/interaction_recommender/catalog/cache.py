@@ -33,6 +33,8 @@ class CatalogCache(BackgroundLoop):
         self._watermark: datetime | None = None
         self.version = 0
         """Increases whenever a movie changed: caches derived from the catalog key on it."""
+        self.hidden_ids: frozenset[bytes] = frozenset()
+        """The unavailable movies' ids as 36 ASCII bytes: what a cached list is filtered by."""
         self.last_refresh_error: str | None = None
 
     def __contains__(self, movie_id: object) -> bool:
@@ -73,6 +75,9 @@ class CatalogCache(BackgroundLoop):
         self._watermark = started
         if changed:
             self.version += 1
+            self.hidden_ids = frozenset(
+                str(m.movie_id).encode() for m in self._movies.values() if not m.available
+            )
         return changed
 
     async def _run(self) -> None:

@@ -21,7 +21,7 @@ from interaction_recommender.features.codec import decode, encode
 from interaction_recommender.features.profile import UserProfile, encode_profile, profile_of
 from interaction_recommender.features.state import UserFeatures
 
-__all__ = ["FeatureStore", "MemoryFeatureStore", "RedisFeatureStore"]
+__all__ = ["FeatureStore", "MemoryFeatureStore", "RedisFeatureStore", "invalidation_channel"]
 
 _TOMBSTONE = b"erased"
 _VERSION_DIGITS = 20
@@ -36,6 +36,12 @@ end
 redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
 return 1
 """
+
+
+def invalidation_channel(prefix: str) -> str:
+    """The Redis channel the writer announces each user it wrote on (the user id as text); the
+    API processes' near caches listen (recs/near_cache.py)."""
+    return f"{prefix}invalidate"
 
 
 class FeatureStore(Protocol):
@@ -64,6 +70,7 @@ class RedisFeatureStore:
         self._prefix = prefix
         self._ttl_s = ttl_s
         self._put = redis.register_script(_PUT_IF_NEWER)
+        self._invalidations = invalidation_channel(prefix)
 
     def key(self, user_id: UUID) -> str:
         return f"{self._prefix}features:{user_id}"
@@ -100,6 +107,7 @@ class RedisFeatureStore:
                     args=[version, version + encode_profile(profile_of(item)), self._ttl_s],
                     client=pipe,
                 )
+                pipe.publish(self._invalidations, str(item.user_id))
             await pipe.execute()
 
     async def put_profile(self, user_id: UUID, profile: UserProfile) -> None:

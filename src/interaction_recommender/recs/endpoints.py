@@ -6,6 +6,7 @@ from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import Response
 
 from interaction_recommender.deps import SettingsDep, from_state, require_admin
 from interaction_recommender.errors import Unprocessable
@@ -15,8 +16,8 @@ from interaction_recommender.recs.registry import ModelRegistry
 from interaction_recommender.recs.schemas import (
     ModelInfoResponse,
     RecommendationResponse,
-    RecommendedMovie,
     ReloadResponse,
+    recommendation_body,
 )
 from interaction_recommender.recs.service import RecommendationService
 from interaction_recommender.wire import utc_now
@@ -35,6 +36,8 @@ Registry = Annotated[ModelRegistry, Depends(from_state("registry"))]
     summary="Recommended movies for a user, best first, each with reasons",
     description="k is clamped to RECOMMEND_MAX_K; an unknown context (or detail without a "
     "movie) gets the home policy; an unknown user gets popular/trending movies.",
+    response_model=RecommendationResponse,
+    response_class=Response,
 )
 async def get_recommendations(
     user_id: UUID,
@@ -43,7 +46,7 @@ async def get_recommendations(
     context: str = Query(default="home", max_length=200),
     movie_id: UUID | None = Query(default=None, alias="movieId", description="For `detail`."),
     retrain: bool = Query(default=False, description="Accepted and ignored (training is offline)."),
-) -> RecommendationResponse:
+) -> Response:
     try:
         parsed = parse_context(context, movie_id)
     except ValueError:
@@ -52,18 +55,17 @@ async def get_recommendations(
             details=[{"field": "query.context", "message": "not a UUID", "type": "uuid_parsing"}],
         ) from None
     answer = await recommendations.recommend(user_id, parsed, k)
-    return RecommendationResponse(
+    body = recommendation_body(
         user_id=user_id,
         model_version=answer.model_version,
         cached=answer.cached,
-        recommendations=[
-            RecommendedMovie(movie_id=m, score=s, reasons=r) for m, s, r in answer.items
-        ],
+        items_json=answer.items_json,
         generated_at=answer.generated_at,
         context=context,
         recommendation_id=answer.recommendation_id,
         policy=answer.policy,
     )
+    return Response(body, media_type="application/json")
 
 
 @router.get(

@@ -3,10 +3,11 @@
 Redis layout (docs/features.md): the profile key ``{prefix}profile:{userId}`` (20 digits of
 version + the compact profile, written beside the full features by the feature writer) and, for
 the cached lists, one hash per user
-``{prefix}reclists:{userId}`` whose field ``{context}|{k}`` holds a JSON list stamped with the
-features version and the model version it was computed from (TTL RECOMMEND_CACHE_TTL_S). A
-pipeline of GET + HGET reads both; a stamp that differs from the current versions is a miss, so
-an event (new features version) or a model swap invalidates lists in every process at once.
+``{prefix}reclists:{userId}`` whose field ``{context}|{k}`` holds a list (recs/cached_list.py)
+stamped with the features version and the model version it was computed from (TTL
+RECOMMEND_CACHE_TTL_S). A pipeline of GET + HGET reads both; a stamp that differs from the
+current versions is a miss, so an event (new features version) or a model swap invalidates
+lists in every process at once.
 Erasure deletes the user's hash. A user with full features but no profile yet (no event since
 the profile was introduced) costs a second round trip once: the full document is read, and the
 profile derived from it is written off the request path.
@@ -22,38 +23,19 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 from uuid import UUID
 
-import orjson
 import structlog
 
 from interaction_recommender.features.codec import decode
 from interaction_recommender.features.profile import UserProfile, decode_profile, profile_of
 from interaction_recommender.features.store import MemoryFeatureStore, RedisFeatureStore
+from interaction_recommender.recs.cached_list import CachedList
 
-__all__ = ["CachedList", "Hydrated", "Hydrator", "MemoryHydrator", "RedisHydrator"]
+__all__ = ["Hydrated", "Hydrator", "MemoryHydrator", "RedisHydrator"]
 
 log = structlog.get_logger(__name__)
 
 _TOMBSTONE = b"erased"
 _VERSION_DIGITS = 20
-
-
-@dataclass(frozen=True)
-class CachedList:
-    features_version: int
-    model_version: str
-    policy: str
-    items: list[tuple[str, float, list[str]]]
-    """(movieId, score, reasons), best first."""
-
-    def to_bytes(self) -> bytes:
-        return orjson.dumps(
-            {"f": self.features_version, "m": self.model_version, "p": self.policy, "i": self.items}
-        )
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> CachedList:
-        raw = orjson.loads(data)
-        return cls(raw["f"], raw["m"], raw["p"], [(i[0], i[1], i[2]) for i in raw["i"]])
 
 
 @dataclass(frozen=True)

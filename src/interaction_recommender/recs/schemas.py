@@ -6,9 +6,17 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from interaction_recommender.wire import UtcTimestamp, WireModel
+import orjson
 
-__all__ = ["ModelInfoResponse", "RecommendationResponse", "RecommendedMovie", "ReloadResponse"]
+from interaction_recommender.wire import UtcTimestamp, WireModel, dumps
+
+__all__ = [
+    "ModelInfoResponse",
+    "RecommendationResponse",
+    "RecommendedMovie",
+    "ReloadResponse",
+    "recommendation_body",
+]
 
 
 class RecommendedMovie(WireModel):
@@ -26,6 +34,43 @@ class RecommendationResponse(WireModel):
     context: str
     recommendation_id: UUID
     policy: str
+
+
+def recommendation_body(
+    *,
+    user_id: UUID,
+    model_version: str,
+    cached: bool,
+    items_json: bytes,
+    generated_at: datetime,
+    context: str,
+    recommendation_id: UUID,
+    policy: str,
+) -> bytes:
+    """A RecommendationResponse as bytes, around the movies' pre-serialised JSON objects
+    (recs/cached_list.py): the same document the model would write, field for field, without
+    validating and serialising every movie again on every answer."""
+    return b"".join(
+        (
+            b'{"userId":"',
+            str(user_id).encode(),
+            b'","modelVersion":',
+            orjson.dumps(model_version),
+            b',"cached":',
+            b"true" if cached else b"false",
+            b',"recommendations":[',
+            items_json,
+            b'],"generatedAt":',
+            dumps(generated_at),
+            b',"context":',
+            orjson.dumps(context),
+            b',"recommendationId":"',
+            str(recommendation_id).encode(),
+            b'","policy":',
+            orjson.dumps(policy),
+            b"}",
+        )
+    )
 
 
 class ReloadResponse(WireModel):

@@ -27,7 +27,9 @@ from interaction_recommender.feedback.impressions import ImpressionLog
 from interaction_recommender.feedback.repository import Impression
 from interaction_recommender.model.context import Context
 from interaction_recommender.model.engine import EngineSettings, Recommendation, recommend
-from interaction_recommender.recs.hydration import CachedList, Hydrated, Hydrator
+from interaction_recommender.recs.cached_list import CachedList
+from interaction_recommender.recs.hydration import Hydrated, Hydrator
+from interaction_recommender.recs.near_cache import NearCache
 from interaction_recommender.recs.registry import LoadedModel, ModelRegistry
 from interaction_recommender.wire import utc_now
 
@@ -46,7 +48,10 @@ class Answer:
     policy: str
     cached: bool
     generated_at: datetime
-    items: list[tuple[UUID, float, list[str]]]
+    items_json: bytes
+    """The inside of the `recommendations` array: the movies' JSON objects, joined."""
+    shown: list[tuple[str, float]]
+    """(movieId, the engine's score) per movie, best first."""
 
 
 class RecommendationService:
@@ -60,6 +65,7 @@ class RecommendationService:
         max_k: int,
         engine: EngineSettings,
         impressions: ImpressionLog | None = None,
+        near: NearCache | None = None,
     ) -> None:
         self._registry = registry
         self._max_k = max_k
@@ -68,14 +74,21 @@ class RecommendationService:
         self._budget_s = budget_s
         self._engine = engine
         self._impressions = impressions
+        self._near = near
         self._background: set[asyncio.Task[None]] = set()
 
     async def recommend(self, user_id: UUID, context: Context, k: int) -> Answer:
-        """The best ``k`` (clamped to RECOMMEND_MAX_K) for the user in this context."""
+        """The best ``k`` (clamped to RECOMMEND_MAX_K) for the user in this context: from this
+        process's near cache, else the Redis list cache, else the engine."""
         started = time.perf_counter()
         k = min(k, self._max_k)
         loaded = self._registry.serving()
         slot = f"{context.kind}:{context.movie_id or ''}|{k}"
+        if self._near is not None:
+            near = self._near.get(user_id, slot, loaded.model.version)
+            if near is not None:
+                metrics.RECOMMEND_CACHE.labels("near").inc()
+                return self._answer(user_id, context, loaded, True, near, started)
         try:
             async with asyncio.timeout(self._budget_s):
                 hydrated = await self._hydrator.hydrate(user_id, slot)
@@ -83,8 +96,8 @@ class RecommendationService:
             metrics.RECOMMEND_FALLBACKS.labels(type(exc).__name__).inc()
             log.warning("recommend_fallback", reason=type(exc).__name__)
             items = await self._run(None, context, k, loaded)
-            policy = f"{context.kind}:fallback"
-            return self._answer(user_id, context, loaded, policy, False, items, started)
+            fallback = CachedList.of(0, loaded.model.version, f"{context.kind}:fallback", items)
+            return self._answer(user_id, context, loaded, False, fallback, started)
         metrics.RECOMMEND_STAGE.labels(context.kind, "hydrate").observe(
             time.perf_counter() - started
         )
@@ -96,12 +109,8 @@ class RecommendationService:
             and cached.model_version == loaded.model.version
         ):
             metrics.RECOMMEND_CACHE.labels("hit").inc()
-            items = [
-                (UUID(movie), score, reasons)
-                for movie, score, reasons in cached.items
-                if self._catalog.is_available(UUID(movie))  # hidden since: dropped at once
-            ]
-            return self._answer(user_id, context, loaded, cached.policy, True, items, started)
+            self._keep_near(user_id, slot, cached, started)
+            return self._answer(user_id, context, loaded, True, cached, started)
 
         metrics.RECOMMEND_CACHE.labels("miss").inc()
         engine_started = time.perf_counter()
@@ -110,8 +119,15 @@ class RecommendationService:
             time.perf_counter() - engine_started
         )
         policy = context.policy if loaded.model.personalised else f"{context.kind}:fallback"
-        self._remember(user_id, slot, hydrated.features_version, loaded, policy, picks)
-        return self._answer(user_id, context, loaded, policy, False, picks, started)
+        listed = CachedList.of(hydrated.features_version, loaded.model.version, policy, picks)
+        self._remember(user_id, slot, listed)
+        self._keep_near(user_id, slot, listed, started)
+        return self._answer(user_id, context, loaded, False, listed, started)
+
+    def _keep_near(self, user_id: UUID, slot: str, listed: CachedList, started: float) -> None:
+        if self._near is not None:
+            # The entry's life counts from the request's start, before its Redis read.
+            self._near.put(user_id, slot, listed, started=started)
 
     async def _run(
         self,
@@ -138,26 +154,11 @@ class RecommendationService:
             picks = work()
         return [(p.movie_id, p.score, list(p.reasons)) for p in picks]
 
-    def _remember(
-        self,
-        user_id: UUID,
-        slot: str,
-        features_version: int,
-        loaded: LoadedModel,
-        policy: str,
-        items: list[tuple[UUID, float, list[str]]],
-    ) -> None:
-        cached = CachedList(
-            features_version,
-            loaded.model.version,
-            policy,
-            [(str(movie), score, reasons) for movie, score, reasons in items],
-        )
-
+    def _remember(self, user_id: UUID, slot: str, listed: CachedList) -> None:
         async def store() -> None:
             try:
                 async with asyncio.timeout(self._budget_s):
-                    await self._hydrator.store(user_id, slot, cached)
+                    await self._hydrator.store(user_id, slot, listed)
             except Exception as exc:  # a cache write is worth nothing late
                 log.warning("recommend_cache_write_failed", error=type(exc).__name__)
 
@@ -170,16 +171,23 @@ class RecommendationService:
         user_id: UUID,
         context: Context,
         loaded: LoadedModel,
-        policy: str,
         cached: bool,
-        items: list[tuple[UUID, float, list[str]]],
+        listed: CachedList,
         started: float,
     ) -> Answer:
-        metrics.RECOMMEND_LATENCY.labels(policy.split(":", 1)[0]).observe(
+        body, shown = listed.visible(self._catalog.hidden_ids)  # hidden since: dropped at once
+        metrics.RECOMMEND_LATENCY.labels(listed.policy.split(":", 1)[0]).observe(
             time.perf_counter() - started
         )
         answer = Answer(
-            uuid.uuid4(), user_id, loaded.model.version, policy, cached, utc_now(), items
+            uuid.uuid4(),
+            user_id,
+            loaded.model.version,
+            listed.policy,
+            cached,
+            utc_now(),
+            body,
+            shown,
         )
         if self._impressions is not None:  # a buffer append: the write happens later
             self._impressions.record(
@@ -187,10 +195,10 @@ class RecommendationService:
                     recommendation_id=answer.recommendation_id,
                     user_id=user_id,
                     context=context.label,
-                    policy=policy,
+                    policy=answer.policy,
                     model_version=answer.model_version,
                     cached=cached,
-                    items=[(str(movie), score) for movie, score, _ in items],
+                    items=shown,
                     shown_at=answer.generated_at,
                 )
             )
