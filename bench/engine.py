@@ -53,6 +53,7 @@ from interaction_recommender.demo.events import world_catalog, world_events
 from interaction_recommender.demo.world import generate_world
 from interaction_recommender.events.messages import EventMessage
 from interaction_recommender.features.extractor import build_features
+from interaction_recommender.features.profile import UserProfile, profile_of
 from interaction_recommender.features.state import UserFeatures
 from interaction_recommender.model import engine as E
 from interaction_recommender.model.arrays import (
@@ -294,22 +295,25 @@ def micro(model: RecommenderModel, view: CatalogView, repeat: int = 25) -> dict[
     return result
 
 
-def calls_for(world: World, view: CatalogView) -> dict[str, list[tuple[UserFeatures, Context]]]:
-    calls: dict[str, list[tuple[UserFeatures, Context]]] = {c: [] for c in CONTEXTS}
+def calls_for(world: World, view: CatalogView) -> dict[str, list[tuple[UserProfile, Context]]]:
+    """The engine's input per call: the users' serving profiles, as serving hands them over
+    (decoded from Redis by hydration, outside the engine)."""
+    calls: dict[str, list[tuple[UserProfile, Context]]] = {c: [] for c in CONTEXTS}
     for features in world.users:
-        calls["home"].append((features, Context("home")))
+        profile = profile_of(features)
+        calls["home"].append((profile, Context("home")))
         anchor = next(
             (m for m in reversed(features.watch_history) if m in view.index),
             next(iter(view.index)),
         )
-        calls["similar"].append((features, Context("similar", anchor)))
-        calls["search"].append((features, Context("search")))
+        calls["similar"].append((profile, Context("similar", anchor)))
+        calls["search"].append((profile, Context("search")))
     return calls
 
 
 def top_ten(
     settings: E.EngineSettings,
-    features: UserFeatures,
+    features: UserProfile,
     context: Context,
     model: RecommenderModel,
     view: CatalogView,
