@@ -21,21 +21,24 @@ Set-up (not timed):
    rest partly; ratings for about a third, a few favourites and 0-4 searches, over the last 90
    days. Built in --feature-workers processes.
 
-Runs (one uvicorn process each, uvloop + httptools, ACCESS_LOG=false; `recommender serve`
-against Postgres and Redis with ENABLE_KAFKA=false (the in-process bus) and
-ENABLE_CONSUMERS=false: no event flows during the runs, so no list is invalidated by one):
+Runs (one uvicorn process each, uvloop + httptools; `recommender serve` with its defaults:
+Postgres, Redis, the broker (Tansu), the consumers inside `serve`, the access log, the impression
+log and the near cache):
 
 1. Bare: bench/bare_app.py's GET /recommend/{userId} (20 fixed items in the shape of the
    service's RecommendationResponse), wrk with bench/wrk_recommend.lua.
-2. The service with IMPRESSION_LOGGING=true (the default):
+2. The service, with --event-rate watch events per second streamed on the benchmark users from
+   a thread of this process during every run below (they change features: the consumers write
+   them, the writer's invalidation reaches the near cache, the Redis lists go stale):
    - sample check: a fresh user's answer has 20 distinct movies, a policy that is not
      `*:fallback`, `cached: false`, then `cached: true` when asked again; /model/info says
      `loaded`. The run stops if not.
    - cache miss: the cached lists are deleted, then wrk (bench/wrk_recommend.lua) takes the
      users in order, each at most once per run (a warm-up run, then the measured run going on
      from where it stopped), context=home, k=20.
-   - cache hit: --hit-users users are asked once each (their lists stored), then wrk cycles
-     over them (a warm-up run, then the measured run).
+   - hit workload: --hit-draws requests drawn Zipf(--zipf) over all --users users, wrk cycling
+     over them from a cold cache (warm-up, then the measured run); the share each cache tier
+     (near, Redis, engine) answered comes from the service's counters.
    - fixed rate: half the cache-miss rate just measured (its misses/s: answers that went
      through the engine; under overload some answers come from the fallback path instead, which
      would inflate req/s), as an open loop: wrk cannot hold a rate and wrk2 is not packaged by
@@ -50,8 +53,8 @@ ENABLE_CONSUMERS=false: no event flows during the runs, so no list is invalidate
      The service's catalog poll (every CATALOG_POLL_S) re-reads each movie whose updated_at
      lies within 10 s of the newest one: after the bulk load that is every movie, at every poll;
      after the touch, one movie. The two fixed-rate rows differ by that alone.
-3. The service again with IMPRESSION_LOGGING=false: cache miss as above (labelled extra row:
-   the cost of impression logging).
+3. The service again with IMPRESSION_LOGGING=false and no events streaming: cache miss as above
+   (labelled extra row).
 4. Bare again; ratios use the mean of both bare runs.
 
 The measured hit rate of every service run comes from the service's own counter
@@ -110,7 +113,11 @@ _GROUPS: dict[str, tuple[str, ...]] = {
     "recommendation service (recs/service.py)": ("interaction_recommender/recs/service",),
     "engine (model/engine.py)": ("interaction_recommender/model/engine",),
     "hydration: Redis GET + HGET (recs/hydration.py)": ("interaction_recommender/recs/hydration",),
-    "features decode (features/codec.py)": ("interaction_recommender/features/codec",),
+    "profile decode (features/profile.py)": ("interaction_recommender/features/profile",),
+    "labels (model/labels.py)": ("interaction_recommender/model/labels",),
+    "cached lists (recs/cached_list.py)": ("interaction_recommender/recs/cached_list",),
+    "near cache (recs/near_cache.py)": ("interaction_recommender/recs/near_cache",),
+    "catalog view lookups (model/catalog_view.py)": ("interaction_recommender/model/catalog_view",),
     "impression log (feedback/)": ("interaction_recommender/feedback/",),
     "endpoint (recs/endpoints.py)": ("interaction_recommender/recs/endpoints",),
     "edge middleware (http.py)": ("interaction_recommender/http",),
@@ -134,6 +141,7 @@ _GROUPS: dict[str, tuple[str, ...]] = {
 class Counts:
     """The service's own counters over a measured run (/metrics, after minus before)."""
 
+    near: int
     hits: int
     misses: int
     fallbacks: int
@@ -142,11 +150,19 @@ class Counts:
 
     @property
     def hit_rate(self) -> float:
-        total = self.hits + self.misses
-        return self.hits / total if total else math.nan
+        """Answers from a cache (the near cache or Redis) over all answers."""
+        total = self.near + self.hits + self.misses
+        return (self.near + self.hits) / total if total else math.nan
 
     def text(self) -> str:
-        text = f"{self.hit_rate:.1%} ({self.hits:,} hits, {self.misses:,} misses)"
+        total = self.near + self.hits + self.misses
+        shares = "/".join(
+            f"{n / total:.0%}" if total else "-" for n in (self.near, self.hits, self.misses)
+        )
+        text = (
+            f"{self.hit_rate:.1%} cached; near/Redis/engine {shares} ({self.near:,} near, "
+            f"{self.hits:,} Redis hits, {self.misses:,} misses)"
+        )
         if self.fallbacks:
             text += f", {self.fallbacks:,} fallbacks"
         return text
@@ -209,17 +225,90 @@ class Report:
 # --------------------------------------------------------------------------------------------
 # Set-up: the world, the model, the catalog
 # --------------------------------------------------------------------------------------------
-def base_env(args: argparse.Namespace, schema: str, prefix: str, work: Path) -> dict[str, str]:
-    env = ingest.service_env(args, schema, None, work / "var", access_log=False)
+def base_env(
+    args: argparse.Namespace, schema: str, prefix: str, work: Path, kafka: Any
+) -> dict[str, str]:
+    """The service's defaults: the access log, the impression log, the consumers inside
+    `serve`, the broker (Tansu), Postgres and Redis."""
+    env = ingest.service_env(args, schema, kafka, work / "var", access_log=True)
     env.update(dict(item.split("=", 1) for item in args.service_env))
     env.update(
         REDIS_KEY_PREFIX=prefix,
         MODEL_PATH=str(work / "model" / "recommender.pkl"),
-        ENABLE_CONSUMERS="false",
+        ENABLE_CONSUMERS="true",
         DEMO_DATA="false",
         TRAIN_THREADS=str(args.train_threads),
     )
     return env
+
+
+class EventStream:
+    """Watch events at a fixed rate on the benchmark users, from a thread of this process,
+    while the measured runs go on: each changes a user's features (the consumers inside
+    `serve` write them, the writer's invalidation reaches the near cache), so every cache tier
+    and its invalidation are exercised as in production."""
+
+    def __init__(
+        self, base: str, users: list[str], movies: list[str], rate: float, seed: int
+    ) -> None:
+        import threading
+
+        self._base, self._users, self._movies, self._rate = base, users, movies, rate
+        self._random = Random(f"{seed}/stream")
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._send, name="event-stream", daemon=True)
+        self.sent = self.failed = 0
+
+    def __enter__(self) -> EventStream:
+        if self._rate > 0:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(10)
+        print(f"[bench] event stream: {self.sent:,} sent, {self.failed:,} failed", file=sys.stderr)
+
+    def _send(self) -> None:
+        import httpx
+
+        interval = 1.0 / self._rate
+        due = time.monotonic()
+        with httpx.Client(base_url=self._base, timeout=10) as client:
+            while not self._stop.is_set():
+                due += interval
+                body = {
+                    "requestId": str(uuid.uuid4()),
+                    "userId": self._random.choice(self._users),
+                    "movieId": self._random.choice(self._movies),
+                    "clientTimestamp": datetime.now(UTC).isoformat(),
+                    "metadata": {
+                        "watchDuration": self._random.randint(60, 7200),
+                        "progressPercent": float(self._random.choice((10, 40, 75, 100))),
+                        "sessionId": str(uuid.uuid4()),
+                        "device": "web",
+                    },
+                }
+                try:
+                    ok = client.post("/api/v1/events/watch", json=body).status_code == 200
+                except httpx.HTTPError:
+                    ok = False
+                self.sent += ok
+                self.failed += not ok
+                self._stop.wait(max(0.0, due - time.monotonic()))
+
+
+def zipf_users(ids: list[str], draws: int, exponent: float, seed: int) -> list[str]:
+    """``draws`` requests over ``ids`` with Zipf(exponent) popularity (rank r drawn with weight
+    r^-exponent; the ranks are a random order of the users)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    weights = 1.0 / np.arange(1, len(ids) + 1) ** exponent
+    order = rng.permutation(len(ids))
+    picks = rng.choice(len(ids), size=draws, p=weights / weights.sum())
+    return [ids[order[p]] for p in picks]
 
 
 def run_cli(argv: list[str], env: dict[str, str], log: Path, timeout: float) -> str:
@@ -463,6 +552,7 @@ def counts_between(before: dict[str, float], after: dict[str, float]) -> Counts:
 
     has_impressions = "impressions_written_total" in after
     return Counts(
+        near=delta('recommend_cache_total{result="near"}'),
         hits=delta('recommend_cache_total{result="hit"}'),
         misses=delta('recommend_cache_total{result="miss"}'),
         fallbacks=summed("recommend_fallbacks_total{"),
@@ -668,7 +758,7 @@ def touch_one_movie(url: str, schema: str) -> None:
 
 
 def sample_check(base: str, user: str) -> str:
-    """A fresh user's answer: 20 real recommendations, then the same list from the cache."""
+    """A fresh user's answer: 20 real recommendations, then the same list from a cache."""
     import httpx
 
     info = httpx.get(f"{base}/api/v1/model/info", timeout=10).json()
@@ -700,20 +790,6 @@ def sample_check(base: str, user: str) -> str:
     )
 
 
-def warm_lists(base: str, ids: list[str]) -> None:
-    """Ask for each user's list once (stored by the service for the next request)."""
-    import httpx
-
-    with httpx.Client(base_url=base, timeout=10) as client:
-        for user in ids:
-            response = client.get(f"{SERVICE_PATH}{user}{QUERY}")
-            response.raise_for_status()
-    time.sleep(0.5)
-
-
-# --------------------------------------------------------------------------------------------
-# Report
-# --------------------------------------------------------------------------------------------
 def open_loop_detail(result: OpenLoop, which: str) -> str:
     over = sum(1 for v in result.latencies_ms if v > AIM_FIXED_P99_MS)
     lags = result.lags_ms
@@ -740,10 +816,12 @@ def render(report: Report) -> str:
         f"{int(args.warmup)} s warm-up run of the same kind; `context=home&k={K}`. Server: one "
         "uvicorn process, uvloop + httptools, access log off, on the same 2 cores as the load "
         "generator.",
-        "- Service: `recommender serve` against Postgres (a fresh schema, dropped afterwards) and "
-        "Redis, ENABLE_KAFKA=false (in-process bus) and ENABLE_CONSUMERS=false (no event "
-        "arrives during the runs), ACCESS_LOG=false; IMPRESSION_LOGGING=true (the default) "
-        "unless the row says otherwise"
+        "- Service: `recommender serve` with its defaults: Postgres (a fresh schema, dropped "
+        "afterwards), Redis, the broker (Tansu, ENABLE_KAFKA=true), the consumers inside `serve` "
+        "(ENABLE_CONSUMERS=true), ACCESS_LOG=true, IMPRESSION_LOGGING=true, the near cache "
+        f"(NEAR_CACHE_TTL_S=2); {args.event_rate:g} watch events/s streamed on the benchmark "
+        "users during the headline runs (they change features, so lists and near caches are "
+        "invalidated as in production); a row that says otherwise is a labelled extra"
         + (
             f"; also set for the `recommender` commands: `{' '.join(args.service_env)}`."
             if args.service_env
@@ -751,10 +829,12 @@ def render(report: Report) -> str:
         ),
         *(f"- {line}" for line in report.setup),
         f"- Sample check: {report.sample}",
-        "- Cache hits: the service's own counter (`recommend_cache_total` on /metrics) over each "
-        "measured run. Cache miss: the cached lists deleted first, every user asked at most "
-        f"once per run. Cache hit: {args.hit_users:,} users asked once each first, then wrk "
-        "cycles over them.",
+        "- Cache tiers: the service's own counter (`recommend_cache_total{result=near|hit|miss}` "
+        "on /metrics) over each measured run: the share answered by the near cache, by Redis, "
+        "by the engine. Cache miss: the cached lists deleted first, every user asked at most "
+        f"once per run. Hit workload: {args.hit_draws:,} requests drawn Zipf({args.zipf}) over "
+        f"all {args.users:,} users (rank r with weight r^-{args.zipf}), wrk cycling over them "
+        "from a cold cache (a warm-up run, then the measured run).",
         "- Fixed rate: half the cache-miss rate of this run (misses/s of the cache-miss run: "
         "answers that went through the engine, fallbacks left out), open loop — wrk cannot hold "
         "a rate and Debian has no wrk2, so a Python asyncio (uvloop) client in the benchmark "
@@ -863,7 +943,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ingest.add_load_args(parser)
     parser.add_argument("--movies", type=int, default=10_000, help="Catalog size.")
     parser.add_argument("--users", type=int, default=100_000, help="Users with features.")
-    parser.add_argument("--hit-users", type=int, default=1000, help="Users of the cache-hit run.")
+    parser.add_argument(
+        "--zipf", type=float, default=1.1, help="Exponent of the hit workload's user popularity."
+    )
+    parser.add_argument(
+        "--hit-draws", type=int, default=500_000, help="Requests drawn for the hit workload."
+    )
+    parser.add_argument(
+        "--event-rate", type=float, default=100.0, help="Background watch events per second."
+    )
     parser.add_argument("--train-users", type=int, default=5000, help="Users of the world.")
     parser.add_argument("--train-days", type=int, default=90, help="Days of the world.")
     parser.add_argument("--train-threads", type=int, default=2, help="TRAIN_THREADS.")
@@ -896,16 +984,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = ingest.check_load_args(parser, parser.parse_args(argv))
     if any("=" not in item for item in args.service_env):
         parser.error("--service-env takes NAME=VALUE")
-    if args.users < 2 * args.hit_users or args.hit_users < 1:
-        parser.error("--users must be at least twice --hit-users (≥ 1)")
     return args
 
 
 def prepare(
     args: argparse.Namespace, report: Report, env: dict[str, str], work: Path, logs: Path
-) -> list[str]:
+) -> tuple[list[str], list[str]]:
     """The world, the model, the catalog in Postgres, the users' features in Redis; returns the
-    user ids."""
+    user ids and the movie ids."""
     from interaction_recommender.demo.events import world_catalog
     from interaction_recommender.demo.world import World, generate_world, write_world
 
@@ -914,6 +1000,7 @@ def prepare(
     world = generate_world(
         args.seed, movies=args.movies, users=args.train_users, days=args.train_days
     )
+    movie_ids = [str(movie["movieId"]) for movie in world.movies]
     world_file, movies_file = work / "world.jsonl", work / "movies.jsonl"
     write_world(world, world_file)
     write_world(World(movies=world.movies, events=[], users=[]), movies_file)
@@ -981,7 +1068,7 @@ def prepare(
     ]
     for line in report.setup:
         print(f"[bench] {line}", file=sys.stderr)
-    return users
+    return users, movie_ids
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -991,11 +1078,13 @@ def main(argv: list[str] | None = None) -> int:
     run = ingest.workspace(report.run, "recommend", args.database_url, args.redis_url)
     with run as (stack, space):
         work, logs, schema, prefix = space.work, space.logs, space.schema, space.redis_prefix
-        env = base_env(args, schema, prefix, work)
-        ids = prepare(args, report, env, work, logs)
-        hit_ids = ids[-args.hit_users :]
-        miss_users = Users(work / "users.txt", ids[: -args.hit_users])
-        hit_users = Users(work / "hit-users.txt", hit_ids)
+        kafka = ingest.start_kafka(stack, logs)
+        env = base_env(args, schema, prefix, work, kafka)
+        ids, movies = prepare(args, report, env, work, logs)
+        miss_users = Users(work / "users.txt", ids)
+        hit_users = Users(
+            work / "hit-users.txt", zipf_users(ids, args.hit_draws, args.zipf, args.seed)
+        )
         gc.collect()
         gc.freeze()  # the open-loop client's collections scan only new objects
 
@@ -1012,38 +1101,47 @@ def main(argv: list[str] | None = None) -> int:
             args, bare_base, f"{bare_label}, first", miss_users, bare.pid, BARE_PATH, False
         )
 
-        # 2. The service as configured by default (impression logging on).
+        # 2. The service as configured by default, events streaming in meanwhile.
         with service(env, True, logs) as (process, base, port):
-            report.sample = sample_check(base, hit_ids[0])
+            report.sample = sample_check(base, ids[-1])
             print(f"[bench] sample: {report.sample}", file=sys.stderr)
-            clear_lists()
-            report.miss = closed_loop(args, base, "Cache miss", miss_users, process.pid)
-            warm_lists(base, hit_ids)
-            report.hit = closed_loop(
-                args, base, f"Cache hit ({args.hit_users:,} users)", hit_users, process.pid
+            stream = EventStream(base, ids, movies, args.event_rate, args.seed)
+            with stream:
+                clear_lists()
+                report.miss = closed_loop(args, base, "Cache miss", miss_users, process.pid)
+                report.hit = closed_loop(
+                    args,
+                    base,
+                    f"Hit workload: Zipf({args.zipf}) over {len(ids):,} users",
+                    hit_users,
+                    process.pid,
+                )
+                rate = args.fixed_rate or max_miss_rate(report.miss) / 2
+
+                def fixed_rate(label: str) -> OpenLoop:
+                    clear_lists()
+                    open_loop(args, port, miss_users, rate, args.warmup, f"{label} (warm-up)")
+                    before = scrape(base)
+                    meter = CpuMeter(process.pid)
+                    result = open_loop(args, port, miss_users, rate, args.duration, label)
+                    result.cpu = meter.stop()
+                    result.counts = counts_between(before, scrape(base))
+                    return result
+
+                report.fixed = fixed_rate("fixed rate")
+                if args.catalog_touch_run:
+                    touch_one_movie(args.database_url, schema)
+                    time.sleep(3 * CATALOG_POLL_S)  # the poll moves on; the view is rebuilt once
+                    report.fixed_touched = fixed_rate("fixed rate, one movie touched")
+                if args.profile is not None:
+                    report.hotspots = profile(args, base, process.pid, miss_users, hit_users)
+                    clear_lists()
+            report.notes.append(
+                f"Background events during the service's runs: {stream.sent:,} watch events "
+                f"sent ({stream.failed:,} failed) at {args.event_rate:g}/s on the benchmark users."
             )
-            rate = args.fixed_rate or max_miss_rate(report.miss) / 2
 
-            def fixed_rate(label: str) -> OpenLoop:
-                clear_lists()
-                open_loop(args, port, miss_users, rate, args.warmup, f"{label} (warm-up)")
-                before = scrape(base)
-                meter = CpuMeter(process.pid)
-                result = open_loop(args, port, miss_users, rate, args.duration, label)
-                result.cpu = meter.stop()
-                result.counts = counts_between(before, scrape(base))
-                return result
-
-            report.fixed = fixed_rate("fixed rate")
-            if args.catalog_touch_run:
-                touch_one_movie(args.database_url, schema)
-                time.sleep(3 * CATALOG_POLL_S)  # the poll moves on; the view is rebuilt once
-                report.fixed_touched = fixed_rate("fixed rate, one movie touched")
-            if args.profile is not None:
-                report.hotspots = profile(args, base, process.pid, miss_users, hit_users)
-                clear_lists()
-
-        # 3. Impression logging off.
+        # 3. Impression logging off (a labelled extra row; no events streaming).
         if args.logging_off_run:
             with service(env, False, logs) as (process, base, _):
                 clear_lists()
@@ -1051,7 +1149,7 @@ def main(argv: list[str] | None = None) -> int:
                     args, base, "Cache miss, IMPRESSION_LOGGING=false", miss_users, process.pid
                 )
         if report.miss is not None:
-            report.miss.label = "Cache miss, IMPRESSION_LOGGING=true (default)"
+            report.miss.label = "Cache miss (defaults, events streaming)"
         if args.bare_after:
             report.bare_after = closed_loop(
                 args,
@@ -1075,7 +1173,6 @@ def profile(
 ) -> str:
     """py-spy over an extra cache-miss and an extra cache-hit run (not in the table)."""
     parts = []
-    warm_lists(base, hit_users.ids)  # the lists were deleted before the fixed-rate run
     for name, users in (("miss", miss_users), ("hit", hit_users)):
 
         def load(seconds: float, users: Users = users, name: str = name) -> object:

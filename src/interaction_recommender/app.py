@@ -91,6 +91,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_body_bytes=settings.max_event_body_bytes,
         max_batch_body_bytes=settings.max_batch_body_bytes,
         access_log=settings.access_log,
+        log_json=settings.log_json,
     )
 
     # Token checks only when tokens are configured (a dependency costs on every request).

@@ -41,6 +41,7 @@ from interaction_recommender.errors import (
     is_dependency_failure,
     validation_details,
 )
+from interaction_recommender.logs import AccessLog
 from interaction_recommender.wire import dumps
 
 __all__ = [
@@ -71,12 +72,18 @@ class _BodyTooLarge(StarletteHTTPException):
 
 class EdgeMiddleware:
     def __init__(
-        self, app: ASGIApp, *, max_body_bytes: int, max_batch_body_bytes: int, access_log: bool
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        max_batch_body_bytes: int,
+        access_log: bool,
+        log_json: bool = True,
     ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.max_batch_body_bytes = max_batch_body_bytes
-        self.access_log = access_log
+        self.access_log = AccessLog(json=log_json) if access_log else None
 
     def _body_limit(self, path: str) -> int:
         # Bulk routes are the ones named ".../batch"; everything else carries one object.
@@ -92,11 +99,13 @@ class EdgeMiddleware:
         request_id = headers.get("x-request-id", "")
         if not _REQUEST_ID.match(request_id):
             request_id = str(uuid.uuid4())
-        trace = headers.get("traceparent", "")
+        trace: str | None = headers.get("traceparent", "")
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id)
-        if _TRACEPARENT.match(trace):
+        if _TRACEPARENT.match(trace or ""):
             structlog.contextvars.bind_contextvars(traceparent=trace)
+        else:
+            trace = None
 
         status = 500
         response_started = False
@@ -148,20 +157,49 @@ class EdgeMiddleware:
             # The handler's template without the /api/v1 prefix: both spellings share a handler.
             template = (getattr(route, "path", None) or "unmatched").removeprefix(API_PREFIX)
             method = scope["method"]
-            metrics.HTTP_REQUESTS.labels(template, method, str(status)).inc()
-            metrics.HTTP_LATENCY.labels(template, method).observe(elapsed)
-            if self.access_log:
-                log.info(
-                    "request",
+            _count(template, method, status, elapsed)
+            if self.access_log is not None:
+                self.access_log.write(
                     method=method,
                     route=template,
                     status=status,
                     duration_ms=round(elapsed * 1000, 3),
+                    request_id=request_id,
+                    traceparent=trace,
                 )
 
 
+# The labelled children of the two HTTP metrics, looked up once per (route, method, status):
+# `.labels()` builds and locks on every call.
+_REQUESTS: dict[tuple[str, str, int], Any] = {}
+_LATENCIES: dict[tuple[str, str], Any] = {}
+
+
+def _count(template: str, method: str, status: int, elapsed: float) -> None:
+    requests = _REQUESTS.get((template, method, status))
+    if requests is None:
+        requests = _REQUESTS[template, method, status] = metrics.HTTP_REQUESTS.labels(
+            template, method, str(status)
+        )
+    latency = _LATENCIES.get((template, method))
+    if latency is None:
+        latency = _LATENCIES[template, method] = metrics.HTTP_LATENCY.labels(template, method)
+    requests.inc()
+    latency.observe(elapsed)
+
+
+_WANTED = frozenset(
+    {b"x-request-id", b"traceparent", b"content-length", b"transfer-encoding", b"content-type"}
+)
+
+
 def _headers(scope: Scope) -> dict[str, str]:
-    return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+    """The few headers the edge reads (lower-case names; servers send them lower-cased)."""
+    return {
+        name: v.decode("latin-1")
+        for k, v in scope["headers"]
+        if (lower := k.lower()) in _WANTED and (name := lower.decode("latin-1"))
+    }
 
 
 def _refuse_early(method: str, headers: dict[str, str], limit: int) -> ServiceError | None:
