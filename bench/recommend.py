@@ -98,8 +98,14 @@ import ingest
 from ingest import BENCH, ROOT, VENV_BIN, CpuMeter, WrkResult, pg
 from report import Run, close_section, markers, percentile, publish, publish_hotspots, verdict
 
-START_MARKER, END_MARKER = markers("recommend")
+
+def section(movies: int) -> tuple[str, str]:
+    """The 10,000-movie run is the headline section; other catalog sizes get their own."""
+    return markers("recommend" if movies == 10_000 else f"recommend-{movies // 1000}k")
+
+
 AIM_MISS_RATIO = 0.40
+AIM_MISS_RATIO_LARGE = 0.20  # above 10,000 movies (the aim at 100,000)
 AIM_HIT_RATIO = 0.70
 AIM_FIXED_P99_MS = 25.0
 K = 20
@@ -810,12 +816,16 @@ def render(report: Report) -> str:
     bares = [m.result for m in (report.bare, report.bare_after) if m is not None]
     bare_req_s = statistics.fmean(b.req_s for b in bares) if bares else math.nan
     lines = [
-        *report.run.head(START_MARKER, "Recommendation serving (`bench/recommend.py`)"),
+        *report.run.head(
+            section(report.args.movies)[0],
+            "Recommendation serving (`bench/recommend.py`)"
+            + ("" if report.args.movies == 10_000 else f", {report.args.movies:,} movies"),
+        ),
         f"- Load: wrk {ingest.wrk_version()} `-t1 -c{args.connections} -d{int(args.duration)}s "
         f"--latency` with `bench/wrk_recommend.lua` (users in order from a file), after a "
         f"{int(args.warmup)} s warm-up run of the same kind; `context=home&k={K}`. Server: one "
-        "uvicorn process, uvloop + httptools, access log off, on the same 2 cores as the load "
-        "generator.",
+        "uvicorn process, uvloop + httptools (the bare endpoint without an access log, the "
+        "service with its own), on the same 2 cores as the load generator.",
         "- Service: `recommender serve` with its defaults: Postgres (a fresh schema, dropped "
         "afterwards), Redis, the broker (Tansu, ENABLE_KAFKA=true), the consumers inside `serve` "
         "(ENABLE_CONSUMERS=true), ACCESS_LOG=true, IMPRESSION_LOGGING=true, the near cache "
@@ -866,7 +876,8 @@ def render(report: Report) -> str:
         )
 
     wrk_row(report.bare, None, "—")
-    wrk_row(report.miss, AIM_MISS_RATIO, f"≥ {AIM_MISS_RATIO:.2f} of bare")
+    miss_aim = AIM_MISS_RATIO if report.args.movies <= 10_000 else AIM_MISS_RATIO_LARGE
+    wrk_row(report.miss, miss_aim, f"≥ {miss_aim:.2f} of bare")
     wrk_row(report.hit, AIM_HIT_RATIO, f"≥ {AIM_HIT_RATIO:.2f} of bare")
 
     def open_row(result: OpenLoop | None, label: str, aim: bool) -> None:
@@ -930,7 +941,7 @@ def render(report: Report) -> str:
             f"from 1/req/s of one event loop; fallbacks {fallbacks[0]:,} on, {fallbacks[1]:,} "
             f"off); {state}."
         )
-    return close_section(lines, report.notes, END_MARKER)
+    return close_section(lines, report.notes, section(report.args.movies)[1])
 
 
 # --------------------------------------------------------------------------------------------
@@ -1162,7 +1173,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         report.run.done()
 
-    publish(render(report), args.write, START_MARKER, END_MARKER)
+    publish(render(report), args.write, *section(args.movies))
     if args.profile is not None:
         publish_hotspots(report.hotspots, args.profile)
     return 0
