@@ -941,6 +941,14 @@ def render(report: Report) -> str:
             f"from 1/req/s of one event loop; fallbacks {fallbacks[0]:,} on, {fallbacks[1]:,} "
             f"off); {state}."
         )
+    if report.hotspots:
+        lines += [
+            "",
+            "Where the CPU goes (--profile: py-spy over extra cache-miss and hit-workload runs "
+            "of the same service, not in the table above):",
+            "",
+            report.hotspots,
+        ]
     return close_section(lines, report.notes, section(report.args.movies)[1])
 
 
