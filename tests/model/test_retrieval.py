@@ -12,7 +12,6 @@ from datetime import datetime
 import numpy as np
 import pytest
 
-from interaction_recommender.catalog.movie import CatalogMovie
 from interaction_recommender.demo.events import world_catalog, world_events
 from interaction_recommender.demo.world import generate_world
 from interaction_recommender.features.state import UserFeatures
@@ -28,6 +27,7 @@ from interaction_recommender.model.engine import (
 from interaction_recommender.model.labels import LabelWeights
 from interaction_recommender.training.dataset import features_by_user
 from interaction_recommender.training.fit import FitConfig, Params, fit_model
+from tests.recs.world import catalog_movie
 
 SETTINGS = EngineSettings()
 EVERYTHING = replace(SETTINGS, retrieval=False)
@@ -110,20 +110,7 @@ def test_a_movie_the_model_never_saw_is_found_by_its_genre(world: World) -> None
     """A new movie (no factors, no neighbours, no popularity) of a user's favourite genre."""
     features = world.users[0]
     genre = max(features.genre_affinity, key=lambda g: features.genre_affinity[g])
-    new_movie = CatalogMovie(
-        movie_id=uuid.UUID(int=12345, version=4),
-        title="Brand New",
-        genres=(genre,),
-        release_year=world.now.year,
-        release_date=None,
-        duration_minutes=100,
-        minimum_age=None,
-        country=None,
-        available=True,
-        tags=(),
-        source="api",
-        updated_at=world.now,
-    )
+    new_movie = catalog_movie(uuid.UUID(int=12345, version=4), "Brand New", genre, world.now.year)
     view = build_catalog_view(world.model, [*world.catalog, new_movie], catalog_version=3)
     c = candidate_rows(
         features, Context("home"), world.model, view, now=world.now, settings=SETTINGS

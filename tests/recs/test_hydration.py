@@ -27,6 +27,14 @@ async def redis(redis_url: str) -> AsyncIterator[Redis]:
     await client.aclose()
 
 
+@pytest.fixture
+def stores(redis: Redis) -> tuple[RedisFeatureStore, RedisHydrator]:
+    """A feature store and a hydrator on keys of their own."""
+    prefix = f"test-{uuid.uuid4()}:"
+    store = RedisFeatureStore(redis, prefix=prefix, ttl_s=60)
+    return store, RedisHydrator(redis, store, prefix=prefix, ttl_s=60)
+
+
 def _features(version: int) -> UserFeatures:
     movie = uuid.uuid4()
     entry = WatchEntry(95.0, True, 1, 0, 3600, AT, None, 3600, 95.0, 95.0, False, 1)
@@ -35,10 +43,10 @@ def _features(version: int) -> UserFeatures:
     )
 
 
-async def test_the_profile_is_read_and_a_missing_one_is_backfilled(redis: Redis) -> None:
-    prefix = f"test-{uuid.uuid4()}:"
-    store = RedisFeatureStore(redis, prefix=prefix, ttl_s=60)
-    hydrator = RedisHydrator(redis, store, prefix=prefix, ttl_s=60)
+async def test_the_profile_is_read_and_a_missing_one_is_backfilled(
+    redis: Redis, stores: tuple[RedisFeatureStore, RedisHydrator]
+) -> None:
+    store, hydrator = stores
     features = _features(version=7)
     await store.put_many([features])
 
@@ -60,10 +68,10 @@ async def test_the_profile_is_read_and_a_missing_one_is_backfilled(redis: Redis)
     assert await redis.exists(store.profile_key(features.user_id))
 
 
-async def test_an_erased_user_hydrates_as_no_one(redis: Redis) -> None:
-    prefix = f"test-{uuid.uuid4()}:"
-    store = RedisFeatureStore(redis, prefix=prefix, ttl_s=60)
-    hydrator = RedisHydrator(redis, store, prefix=prefix, ttl_s=60)
+async def test_an_erased_user_hydrates_as_no_one(
+    stores: tuple[RedisFeatureStore, RedisHydrator],
+) -> None:
+    store, hydrator = stores
     features = _features(version=3)
     await store.put_many([features])
 

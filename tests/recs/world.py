@@ -11,7 +11,7 @@ from interaction_recommender.catalog.movie import CatalogMovie
 from interaction_recommender.events.messages import SCHEMA_VERSION, EventMessage
 from interaction_recommender.events.schemas import EventType
 
-__all__ = ["PlantedWorld", "completed_watch", "planted_world"]
+__all__ = ["PlantedWorld", "catalog_movie", "completed_watch", "planted_world"]
 
 END = datetime(2026, 11, 1, tzinfo=UTC)
 
@@ -28,7 +28,8 @@ class PlantedWorld:
     """Two drama movies always watched together: each is the other's nearest neighbour."""
 
 
-def _movie(movie_id: uuid.UUID, title: str, genre: str, year: int) -> CatalogMovie:
+def catalog_movie(movie_id: uuid.UUID, title: str, genre: str, year: int) -> CatalogMovie:
+    """A catalog movie of one genre, available."""
     return CatalogMovie(
         movie_id=movie_id,
         title=title,
@@ -69,10 +70,12 @@ def planted_world(seed: int = 3, users_per_cluster: int = 60) -> PlantedWorld:
     # Each cluster spans three genres, so a genre cap still leaves room for the cluster.
     serious, funny = ("Drama", "Romance", "History"), ("Comedy", "Family", "Animation")
     catalog = [
-        _movie(m, f"Quiet River {i}", serious[i % 3], 2000 + i % 20) for i, m in enumerate(drama)
+        catalog_movie(m, f"Quiet River {i}", serious[i % 3], 2000 + i % 20)
+        for i, m in enumerate(drama)
     ]
     catalog += [
-        _movie(m, f"Laughing Cat {i}", funny[i % 3], 2000 + i % 20) for i, m in enumerate(comedy)
+        catalog_movie(m, f"Laughing Cat {i}", funny[i % 3], 2000 + i % 20)
+        for i, m in enumerate(comedy)
     ]
     twins = (drama[0], drama[1])
     users: dict[uuid.UUID, str] = {}
