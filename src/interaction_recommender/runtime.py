@@ -205,7 +205,7 @@ async def build_runtime(
             catalog,
             budget_s=settings.recommend_budget_s,
             max_k=settings.recommend_max_k,
-            engine=EngineSettings(diversity=settings.diversity),
+            engine=EngineSettings.from_settings(settings),
             impressions=impressions,
             near=near_cache,
         ),

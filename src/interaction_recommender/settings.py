@@ -224,7 +224,18 @@ class Settings(BaseSettings):
     train_threads: int = Field(
         default=1, ge=1, le=64, description="BLAS/ALS threads when training."
     )
-    diversity: bool = Field(default=True, description="Cap each genre's share of a list.")
+    diversity: bool = Field(
+        default=True,
+        description="Deprecated: false turns the calibrated `home` re-ranking off "
+        "(CALIBRATION_LAMBDA=0 says the same).",
+    )
+    calibration_lambda: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="λ of the calibrated `home` re-ranking (0: the ranker's order; 1: the "
+        "genre distribution only); unset: the λ the model was trained with (/model/info).",
+    )
     train_interval_s: float = Field(
         default=0,
         ge=0,

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
+from datetime import timedelta
 from uuid import UUID
 
+import numpy as np
 import pytest
 
 from interaction_recommender.features.extractor import build_features
+from interaction_recommender.features.state import genre_affinity_at
 from interaction_recommender.model import reasons as r
 from interaction_recommender.model.arrays import RecommenderModel
+from interaction_recommender.model.calibration import miscalibration, split_genres
 from interaction_recommender.model.catalog_view import build_catalog_view
 from interaction_recommender.model.context import Context, parse_context
 from interaction_recommender.model.engine import STAGES, EngineSettings, StageLaps, recommend
@@ -191,30 +195,81 @@ def test_search_context_follows_the_searched_words(
     assert all(searched & set(p.reasons) for p in matching)  # ... and saying so
 
 
-def test_diversity_caps_a_genre_when_others_can_fill(
+def _mixed_taste_user(world: PlantedWorld):  # type: ignore[no-untyped-def]
+    """A drama-cluster user who also finished four comedies: about a third of the history."""
+    user = next(u for u, c in world.users.items() if c == "drama")
+    by_id = {m.movie_id: m for m in world.catalog}
+    events = [e for e in world.events if e.user_id == user]
+    events += [
+        completed_watch(user, movie, 100_000 + i, END - timedelta(hours=i + 1))
+        for i, movie in enumerate(world.comedy[2:6])
+    ]
+    return build_features(user, [(e, by_id.get(e.movie_id)) for e in events])
+
+
+def _miscalibration(features, picks, view) -> float:  # type: ignore[no-untyped-def]
+    """KL(p ‖ q̃) of a list, p from the user's genre affinity (model/calibration.py)."""
+    affinity = genre_affinity_at(features, END)
+    target = np.array([max(affinity.get(g, 0.0), 0.0) for g in view.genres])
+    items = np.array([view.index[p.movie_id] for p in picks])
+    rows = split_genres(view.genre_matrix[items], view.genre_distribution)
+    return miscalibration(target / target.sum(), rows, view.genre_distribution)
+
+
+def test_home_is_calibrated_to_the_users_genre_mix(
     world: PlantedWorld, model: RecommenderModel
 ) -> None:
-    one_genre = dict.fromkeys(world.drama, ("Drama",))  # the drama cluster in one genre
-    catalog = [replace(m, genres=one_genre.get(m.movie_id, m.genres)) for m in world.catalog]
-    user = next(u for u, c in world.users.items() if c == "drama")
-    view = build_catalog_view(model, catalog, catalog_version=0)
-    capped = recommend(_features(world, user), Context("home"), 10, model, view, now=END)
-    free = recommend(
-        _features(world, user),
-        Context("home"),
-        10,
-        model,
-        view,
-        now=END,
-        settings=EngineSettings(diversity=False),
-    )
-    drama = set(world.drama)
+    features = _mixed_taste_user(world)
+    view = build_catalog_view(model, world.catalog, catalog_version=0)
 
-    assert sum(p.movie_id in drama for p in free) > 4
-    assert sum(p.movie_id in drama for p in capped) == 4  # ceil(10 * 0.4)
-    assert [p.movie_id for p in capped if p.movie_id in drama] == [
-        p.movie_id for p in free if p.movie_id in drama
-    ][:4]  # the best four of them
+    def home(strength: float) -> list:  # type: ignore[type-arg]
+        settings = EngineSettings(calibration_lambda=strength)
+        return recommend(features, HOME, 10, model, view, now=END, settings=settings)
+
+    plain, calibrated = home(0.0), home(0.9)
+    comedy = set(world.comedy)
+
+    assert _miscalibration(features, calibrated, view) < _miscalibration(features, plain, view)
+    assert sum(p.movie_id in comedy for p in calibrated) > sum(p.movie_id in comedy for p in plain)
+    assert home(0.9) == calibrated  # deterministic
+    # DIVERSITY=false (deprecated) is strength 0
+    off = EngineSettings(diversity=False, calibration_lambda=0.9)
+    assert recommend(features, HOME, 10, model, view, now=END, settings=off) == plain
+
+
+def test_calibration_leaves_search_similar_and_new_users_alone(
+    world: PlantedWorld, model: RecommenderModel
+) -> None:
+    features = _mixed_taste_user(world)
+    view = build_catalog_view(model, world.catalog, catalog_version=0)
+    strong, none = EngineSettings(calibration_lambda=0.9), EngineSettings(calibration_lambda=0.0)
+    contexts = [Context("search"), Context("similar", movie_id=world.twins[0])]
+    for context in contexts:
+        assert recommend(features, context, 10, model, view, now=END, settings=strong) == recommend(
+            features, context, 10, model, view, now=END, settings=none
+        )
+    assert recommend(None, HOME, 10, model, view, now=END, settings=strong) == recommend(
+        None, HOME, 10, model, view, now=END, settings=none
+    )
+
+
+def test_the_wire_score_falls_down_the_list_and_the_ranker_score_is_kept(
+    world: PlantedWorld, model: RecommenderModel
+) -> None:
+    features = _mixed_taste_user(world)
+    view = build_catalog_view(model, world.catalog, catalog_version=0)
+    settings = EngineSettings(calibration_lambda=0.9)
+    picks = recommend(features, HOME, 10, model, view, now=END, settings=settings)
+    plain = recommend(
+        features, HOME, 40, model, view, now=END, settings=EngineSettings(calibration_lambda=0.0)
+    )
+    raw = {p.movie_id: p.score for p in plain}  # uncalibrated: the wire score is the ranker's
+
+    scores = [p.score for p in picks]
+    assert scores == sorted(scores, reverse=True)
+    assert all(p.ranker_score == pytest.approx(raw[p.movie_id]) for p in picks)
+    assert all(p.score <= p.ranker_score for p in picks)
+    assert [p.score for p in plain] == [p.ranker_score for p in plain]
 
 
 @pytest.mark.parametrize(

@@ -14,6 +14,7 @@ import pytest
 from redis.asyncio import Redis
 
 from interaction_recommender import metrics
+from interaction_recommender.model.engine import Recommendation
 from interaction_recommender.recs.cached_list import CachedList
 from interaction_recommender.recs.near_cache import NearCache
 from tests.fixtures.app import Service
@@ -37,7 +38,7 @@ async def _true(value: bool) -> bool:
 
 
 def _listed(model: str = "m1") -> CachedList:
-    return CachedList.of(1, model, "home", [(uuid.uuid4(), 0.9, ["popular"])])
+    return CachedList.of(1, model, "home", [Recommendation(uuid.uuid4(), 0.9, ("popular",), 0.9)])
 
 
 async def test_an_entry_lives_its_ttl_for_its_model_only(near: NearCache) -> None:

@@ -26,7 +26,15 @@ def test_training_on_a_synthetic_world_beats_popularity_on_the_later_events() ->
     model = result.model
     assert model.version == "test"
     assert model.info["events"] == len(events)
-    assert model.info["params"]["configsTried"] == 4 + 2 + 4 * 2 * 4 * 2  # l2, ALS, ranker
+    tried = 4 + 2 + 4 * 2 * 4 * 2 + len(SMALL.calibration_grid)  # l2, ALS, ranker, λ
+    assert model.info["params"]["configsTried"] == tried
+    # λ: the largest whose inner-holdout nDCG is within the tolerance of λ = 0's
+    by_lambda = {float(k): v for k, v in model.info["calibration"]["ndcgByLambda"].items()}
+    assert set(by_lambda) == set(SMALL.calibration_grid)
+    chosen = model.calibration_lambda
+    assert by_lambda[chosen] >= by_lambda[0.0] - SMALL.calibration_tolerance - 1e-4  # rounded
+    floor = by_lambda[0.0] - SMALL.calibration_tolerance
+    assert all(by_lambda[s] <= floor + 1e-4 for s in by_lambda if s > chosen)
     assert model.ease is not None  # 80 movies: EASE
     assert model.item_factors is not None
     assert set(model.item_ids) >= {m.movie_id for m in catalog}

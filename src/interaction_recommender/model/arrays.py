@@ -102,6 +102,9 @@ class RecommenderModel:
     """FEATURE_SEMANTICS of the rows the ranker was tuned on (artifacts without it: 1)."""
     feature_stats: Floats | None = None
     """(2, features): mean and standard deviation per column (semantics 2)."""
+    calibration_lambda: float = 0.0
+    """λ of the calibrated `home` re-ranking chosen at training (model/calibration.py);
+    artifacts from before calibration: 0, the ranker's order."""
     info: dict[str, Any] = field(default_factory=dict)
     """Counts, parameters and offline metrics, copied into the manifest."""
     _index: dict[UUID, int] | None = field(default=None, repr=False, compare=False)

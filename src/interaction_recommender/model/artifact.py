@@ -192,6 +192,7 @@ def _manifest(model: RecommenderModel, path: Path) -> dict[str, Any]:
             "neighbors": int(model.neighbors.shape[1]),
         },
         "params": model.info.get("params"),
+        "calibration": {"lambda": model.calibration_lambda, **model.info.get("calibration", {})},
         "labels": model.labels.as_dict(),
         "offlineMetrics": model.info.get("metrics"),
         "libraries": _library_versions(),

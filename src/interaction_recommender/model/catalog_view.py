@@ -46,6 +46,9 @@ class CatalogView:
     """(items, genres) 1.0 where the movie has the genre."""
     genre_counts: npt.NDArray[np.float32]
     """Genres per movie, at least 1 (the genre-affinity column divides by it every call)."""
+    genre_distribution: npt.NDArray[np.float64]
+    """The catalog's genre distribution (each movie with genres split evenly over them; every
+    movie, available or not, so that each genre of ``genres`` has a positive share)."""
     primary_genre: npt.NDArray[np.int32]
     """Index of the movie's first genre, -1 if none."""
     release_year: npt.NDArray[np.int32]
@@ -157,6 +160,7 @@ def build_catalog_view(
         genres=genre_names,
         genre_matrix=genre_matrix,
         genre_counts=np.maximum(genre_matrix.sum(axis=1), 1.0),
+        genre_distribution=_genre_distribution(genre_matrix),
         primary_genre=primary,
         release_year=years,
         keyword_items=by_keyword,
@@ -180,6 +184,15 @@ def build_catalog_view(
             fresh[genre_matrix[fresh, g] > 0][:SHORT_LIST] for g in range(len(genre_names))
         ],
     )
+
+
+def _genre_distribution(genre_matrix: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
+    counts = genre_matrix.sum(axis=1, dtype=np.float64)
+    mass: npt.NDArray[np.float64] = (genre_matrix / np.maximum(counts, 1.0)[:, None]).sum(
+        axis=0, dtype=np.float64
+    )
+    total = float(mass.sum())
+    return mass / total if total > 0 else mass
 
 
 def _padded(values: npt.NDArray[np.float32], n: int) -> npt.NDArray[np.float32]:

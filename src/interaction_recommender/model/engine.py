@@ -7,7 +7,8 @@
       -> filters (watched to completion, rated, disliked, unavailable, the anchor movie)
       -> one FEATURE_NAMES row per candidate, standardised with the model's fixed statistics
       -> scoring: the ranker over those rows
-      -> re-rank for diversity (a cap per primary genre, deterministic)
+      -> `home`: calibrated re-ranking of the best candidates to the user's genre distribution
+         (model/calibration.py, deterministic)
       -> top k, each with reasons from model/reasons.py
 
 Everything heavy was prepared at training time (arrays.py) or when the catalog changed
@@ -42,9 +43,11 @@ from interaction_recommender.features.profile import (
 from interaction_recommender.features.state import UserFeatures
 from interaction_recommender.model import reasons as r
 from interaction_recommender.model.arrays import FEATURE_NAMES, RecommenderModel
+from interaction_recommender.model.calibration import calibrated_order, split_genres
 from interaction_recommender.model.catalog_view import CatalogView, keywords_of
 from interaction_recommender.model.context import Context
 from interaction_recommender.model.labels import profile_labels
+from interaction_recommender.settings import Settings
 
 __all__ = [
     "STAGES",
@@ -52,10 +55,13 @@ __all__ = [
     "EngineSettings",
     "Recommendation",
     "StageLaps",
+    "calibrated_list",
+    "calibration_strength",
     "candidate_rows",
     "feature_statistics",
     "recommend",
     "score_candidates",
+    "shortlist_of",
     "standardise",
 ]
 
@@ -73,8 +79,8 @@ STAGES = (
     "feature rows",  # the FEATURE_NAMES columns of the candidates
     "standardise",  # the fixed statistics
     "score",  # the ranker (+ the search boost)
-    "top k",  # argpartition, lexsort, the genre cap
-    "position map",  # the k chosen items' rows: searchsorted over the (sorted) pool
+    "top k",  # argpartition, lexsort: the shortlist in ranker order
+    "calibrate",  # `home`: the calibrated choice of k from the shortlist
     "reasons",  # _reasons_for the k items, Recommendation objects
 )
 """The engine's stages, in call order, as ``StageLaps`` reports them."""
@@ -117,14 +123,20 @@ Laps = StageLaps | _NoLaps
 class Recommendation:
     movie_id: UUID
     score: float
+    """On the wire: the running minimum of the ranker's probability down the list (monotone
+    with list order, in the ranker's units, also after calibrated re-ranking)."""
     reasons: tuple[str, ...]
+    ranker_score: float
+    """The ranker's own probability for the movie (the impression log keeps it)."""
 
 
 @dataclass(frozen=True)
 class EngineSettings:
     diversity: bool = True
-    """Re-rank so that no primary genre takes more than ``genre_cap`` of the list."""
-    genre_cap: float = 0.4
+    """Deprecated (DIVERSITY=false): False is calibration strength 0."""
+    calibration_lambda: float | None = None
+    """λ of the calibrated `home` re-ranking in [0, 1]; None: the one the model was trained
+    with (``RecommenderModel.calibration_lambda``)."""
     new_release_years: int = 1
     """Released this year or up to this many years before: a new release."""
     search_boost: float = 3.0
@@ -150,6 +162,10 @@ class EngineSettings:
     anchor_genre_candidates: int = 100
     """The most popular of the anchor's primary genre (`similar`/`detail`)."""
 
+    @classmethod
+    def from_settings(cls, settings: Settings) -> EngineSettings:
+        return cls(diversity=settings.diversity, calibration_lambda=settings.calibration_lambda)
+
 
 def recommend(
     user: UserProfile | UserFeatures | None,
@@ -170,22 +186,19 @@ def recommend(
         return []
     scores = score_candidates(candidates, context, model, settings)
     laps.lap("score")
-    chosen = _top(candidates.pool, scores, k, view, settings)
+    shortlist = shortlist_of(candidates.pool, scores, k)
     laps.lap("top k")
-    # The pool is sorted (flatnonzero), so each chosen item's row is found by binary search
-    # instead of a dict over the whole pool (which cost 60% of a call at 100,000 movies).
-    picked = np.asarray(chosen, dtype=np.int64)
-    positions = np.searchsorted(candidates.pool, picked)
-    laps.lap("position map")
+    strength = calibration_strength(context, candidates, model, settings)
+    positions = shortlist[calibrated_list(shortlist, scores, k, candidates, view, strength)]
+    laps.lap("calibrate")
+    picked = candidates.pool[positions]
     rows = candidates.rows[positions]
     reasons = _reasons_for(picked, rows, candidates, model, view, profile, now)
+    probabilities = [_probability(s) for s in scores[positions].tolist()]
+    shown = np.minimum.accumulate(np.asarray(probabilities, dtype=np.float64)).tolist()
     answer = [
-        Recommendation(
-            movie_id=view.ids[item],
-            score=_probability(float(scores[at])),
-            reasons=why,
-        )
-        for item, at, why in zip(chosen, positions.tolist(), reasons, strict=True)
+        Recommendation(movie_id=view.ids[item], score=wire, reasons=why, ranker_score=raw)
+        for item, wire, raw, why in zip(picked.tolist(), shown, probabilities, reasons, strict=True)
     ]
     laps.lap("reasons")
     return answer
@@ -219,6 +232,9 @@ class Candidates:
     rows: Floats
     state: _UserState
     anchor: int | None
+    genre_target: npt.NDArray[np.float64] | None = None
+    """The user's genre distribution over the view's genres (calibration's p), None without
+    a positive genre affinity."""
 
 
 def as_profile(user: UserProfile | UserFeatures | None) -> UserProfile | None:
@@ -251,7 +267,9 @@ def candidate_rows(
     laps.lap("retrieve")
     rows = _raw_rows(pool, signals, model, view)
     laps.lap("feature rows")
-    candidates = Candidates(pool, standardise(rows, model), state, anchor)
+    candidates = Candidates(
+        pool, standardise(rows, model), state, anchor, _distribution(signals.genre_vector)
+    )
     laps.lap("standardise")
     return candidates
 
@@ -546,34 +564,56 @@ def _probability(logit: float) -> float:
     return 1.0 / (1.0 + math.exp(-max(min(logit, 50.0), -50.0)))
 
 
-def _top(
-    pool: npt.NDArray[np.int64],
-    scores: Floats,
-    k: int,
-    view: CatalogView,
-    settings: EngineSettings,
-) -> list[int]:
-    """The best k, best first; ties by catalog order (deterministic). With diversity on, a
-    primary genre may take at most ``genre_cap`` of the k places while others can fill them."""
+def shortlist_of(pool: npt.NDArray[np.int64], scores: Floats, k: int) -> npt.NDArray[np.int64]:
+    """Positions in ``pool`` of the best ``max(4k, k + 50)`` candidates, best first; ties by
+    catalog order (deterministic). The list is chosen from these."""
     take = min(pool.size, max(k * 4, k + 50))
     best = np.argpartition(-scores, take - 1)[:take] if take < pool.size else np.arange(pool.size)
-    ordered = best[np.lexsort((pool[best], -scores[best]))]
-    items = [int(pool[i]) for i in ordered]
-    if not settings.diversity:
-        return items[:k]
-    cap = max(1, math.ceil(k * settings.genre_cap))
-    per_genre: dict[int, int] = {}
-    chosen, skipped = [], []
-    for item in items:
-        genre = int(view.primary_genre[item])
-        if genre >= 0 and per_genre.get(genre, 0) >= cap:
-            skipped.append(item)
-            continue
-        per_genre[genre] = per_genre.get(genre, 0) + 1
-        chosen.append(item)
-        if len(chosen) == k:
-            return chosen
-    return (chosen + skipped)[:k]
+    ordered: npt.NDArray[np.int64] = best[np.lexsort((pool[best], -scores[best]))]
+    return ordered
+
+
+def calibration_strength(
+    context: Context, candidates: Candidates, model: RecommenderModel, settings: EngineSettings
+) -> float:
+    """λ for this request: the setting's, else the model's; 0 outside `home` (`similar` and
+    `detail` follow the anchor, `search` the query), for a user with no liked history or no
+    genre affinity, and with DIVERSITY=false."""
+    if (
+        context.kind != "home"
+        or not settings.diversity
+        or candidates.state.history.size == 0
+        or candidates.genre_target is None
+    ):
+        return 0.0
+    chosen = settings.calibration_lambda
+    strength = model.calibration_lambda if chosen is None else chosen
+    return min(max(float(strength), 0.0), 1.0)
+
+
+def calibrated_list(
+    shortlist: npt.NDArray[np.int64],
+    scores: Floats,
+    k: int,
+    candidates: Candidates,
+    view: CatalogView,
+    strength: float,
+) -> npt.NDArray[np.int64]:
+    """Positions in ``shortlist`` of the list, in order (the first k without calibration)."""
+    if strength <= 0.0 or candidates.genre_target is None:
+        return np.arange(min(k, shortlist.size), dtype=np.int64)
+    items = candidates.pool[shortlist]
+    genres = split_genres(view.genre_matrix[items], view.genre_distribution)
+    return calibrated_order(
+        scores[shortlist], genres, candidates.genre_target, view.genre_distribution, k, strength
+    )
+
+
+def _distribution(vector: Floats | None) -> npt.NDArray[np.float64] | None:
+    if vector is None:
+        return None
+    total = float(vector.sum(dtype=np.float64))
+    return vector.astype(np.float64) / total if total > 0 else None
 
 
 def _search_keywords(profile: UserProfile | None, settings: EngineSettings) -> list[str]:

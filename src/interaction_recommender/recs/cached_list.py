@@ -7,20 +7,21 @@ Binary layout (little-endian), ``LIST_FORMAT`` 2 (1 was orjson; a process that m
 format treats the entry as a miss)::
 
     u8 format | u64 features version | u16 + utf-8 model version | u16 + utf-8 policy
-    u16 n | n x 36 ASCII movie ids | n x f8 scores (the engine's, for the impression log)
+    u16 n | n x 36 ASCII movie ids | n x f8 ranker scores (for the impression log)
     (n + 1) x u32 fragment offsets | the fragments
 """
 
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
-from uuid import UUID
 
 import numpy as np
 import numpy.typing as npt
 import orjson
+
+from interaction_recommender.model.engine import Recommendation
 
 __all__ = ["LIST_FORMAT", "CachedList"]
 
@@ -38,6 +39,7 @@ class CachedList:
     movie_ids: tuple[bytes, ...]
     """Each movie's id as its 36 ASCII characters, best first."""
     scores: npt.NDArray[np.float64]
+    """The ranker's own score of each movie (the wire's `score` is in the fragments)."""
     fragments: tuple[bytes, ...]
     """Each movie's JSON object, as the response carries it."""
 
@@ -47,15 +49,15 @@ class CachedList:
         features_version: int,
         model_version: str,
         policy: str,
-        items: Iterable[tuple[UUID, float, Sequence[str]]],
+        items: Iterable[Recommendation],
     ) -> CachedList:
         ids, scores, fragments = [], [], []
-        for movie_id, score, reasons in items:
-            text = str(movie_id)
+        for item in items:
+            text = str(item.movie_id)
             ids.append(text.encode())
-            scores.append(score)
+            scores.append(item.ranker_score)
             fragments.append(
-                orjson.dumps({"movieId": text, "score": score, "reasons": list(reasons)})
+                orjson.dumps({"movieId": text, "score": item.score, "reasons": list(item.reasons)})
             )
         return cls(
             features_version,

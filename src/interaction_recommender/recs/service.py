@@ -135,7 +135,7 @@ class RecommendationService:
         context: Context,
         k: int,
         loaded: LoadedModel,
-    ) -> list[tuple[UUID, float, list[str]]]:
+    ) -> list[Recommendation]:
         def work() -> list[Recommendation]:
             profile = hydrated.profile() if hydrated is not None else None
             return recommend(
@@ -152,7 +152,7 @@ class RecommendationService:
             picks = await asyncio.to_thread(work)
         else:
             picks = work()
-        return [(p.movie_id, p.score, list(p.reasons)) for p in picks]
+        return picks
 
     def _remember(self, user_id: UUID, slot: str, listed: CachedList) -> None:
         async def store() -> None:

@@ -11,6 +11,9 @@
 - The ranker: a LinearRanker whose few weights are tuned by nDCG@10 on the inner holdout, over
   exactly the candidate rows the engine builds at request time (retrieval, then those
   statistics).
+- The calibration strength λ of `home` lists (model/calibration.py): the largest value of
+  ``calibration_grid`` whose nDCG@10 on the inner holdout is at most ``calibration_tolerance``
+  below λ = 0's, with the tuned ranker (candidates scored once, re-ranked per λ).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -38,18 +41,23 @@ from interaction_recommender.model.arrays import (
     LinearRanker,
     RecommenderModel,
 )
-from interaction_recommender.model.catalog_view import build_catalog_view
+from interaction_recommender.model.catalog_view import CatalogView, build_catalog_view
 from interaction_recommender.model.context import Context
 from interaction_recommender.model.engine import (
+    Candidates,
     EngineSettings,
+    calibrated_list,
+    calibration_strength,
     candidate_rows,
     feature_statistics,
+    score_candidates,
+    shortlist_of,
 )
 from interaction_recommender.model.labels import LabelWeights
 from interaction_recommender.training.dataset import TrainingData, training_data
 from interaction_recommender.training.metrics import ranking_metrics
 
-__all__ = ["FitConfig", "Params", "fit_model", "tune"]
+__all__ = ["FitConfig", "Params", "choose_lambda", "fit_model", "tune"]
 
 # implicit is imported at module level on purpose: it loads its own BLAS, which the
 # threadpool_limits(...) around every fit must see to pin it to `threads` (else implicit warns
@@ -85,6 +93,9 @@ class FitConfig:
     """Holdout users sampled for tuning (all when fewer)."""
     statistics_users: int = 300
     """Training users sampled for the feature statistics (all when fewer)."""
+    calibration_grid: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
+    calibration_tolerance: float = 0.005
+    """The nDCG@10 a calibrated list may lose against the ranker's order on the inner holdout."""
     threads: int = 1
     seed: int = 42
 
@@ -95,6 +106,9 @@ class Params:
     als: tuple[int, float, float] | None
     ranker_weights: dict[str, float]
     configs_tried: int = 0
+    calibration_lambda: float = 0.0
+    calibration_ndcg: dict[float, float] = field(default_factory=dict)
+    """nDCG@10 on the inner holdout per λ tried (empty: not tuned)."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -104,6 +118,7 @@ class Params:
             else {"factors": self.als[0], "regularization": self.als[1], "alpha": self.als[2]},
             "rankerWeights": self.ranker_weights,
             "configsTried": self.configs_tried,
+            "calibrationLambda": self.calibration_lambda,
         }
 
 
@@ -145,9 +160,7 @@ def _fit(
     else:
         neighbors, neighbor_weights = _cosine_neighbors(binary, config.neighbors)
     users_per_item = np.asarray(binary.sum(axis=0)).ravel()
-    ranker = LinearRanker(
-        weights=np.array([params.ranker_weights.get(n, 0.0) for n in FEATURE_NAMES], np.float32)
-    )
+    ranker = LinearRanker(weights=_weight_vector(params.ranker_weights))
     return RecommenderModel(
         version=version,
         item_ids=list(data.items),
@@ -161,6 +174,7 @@ def _fit(
         data_until=data.data_until,
         ease=ease,
         item_factors=factors,
+        calibration_lambda=params.calibration_lambda,
         als_regularization=params.als[1] if params.als else 0.0,
         als_alpha=params.als[2] if params.als else 1.0,
         info={
@@ -171,6 +185,10 @@ def _fit(
             "dataFrom": data.data_from,
             "dataUntil": data.data_until,
             "params": params.as_dict(),
+            "calibration": {
+                "ndcgByLambda": {str(k): round(v, 4) for k, v in params.calibration_ndcg.items()},
+                "tolerance": config.calibration_tolerance,
+            },
         },
     )
 
@@ -241,27 +259,45 @@ def tune(
         base = Params(ease_l2, als_params, {"ease": 1.0} if ease_l2 is not None else {"als": 1.0})
         model = _fit(data, base, labels, config, version="tuning")
         model = _with_statistics(model, train, catalog, config, now)
-        weights, ranker_tried = _tune_ranker(model, train, eval_users, test, catalog, config, now)
+        view = build_catalog_view(model, catalog, catalog_version=0)
+        cases = _tuning_cases(model, view, train, eval_users, test, now)
+        weights, ranker_tried = _tune_ranker(model, cases, config)
+        by_lambda = _calibration_ndcg(model, view, cases, weights, config.calibration_grid)
+    strength = choose_lambda(by_lambda, config.calibration_tolerance)
     log.info(
         "tuned",
         seconds=round(time.perf_counter() - started, 1),
         ease_l2=ease_l2,
         als=als_params,
         ranker=weights,
+        calibration_lambda=strength,
     )
-    return Params(ease_l2, als_params, weights, configs_tried=tried + ranker_tried)
+    return Params(
+        ease_l2,
+        als_params,
+        weights,
+        configs_tried=tried + ranker_tried + len(by_lambda),
+        calibration_lambda=strength,
+        calibration_ndcg=by_lambda,
+    )
 
 
-def _tune_ranker(
+@dataclass(frozen=True)
+class _Case:
+    """One tuning user: the engine's candidates for `home` and which of them they came to like."""
+
+    candidates: Candidates
+    hits: npt.NDArray[np.bool_]
+
+
+def _tuning_cases(
     model: RecommenderModel,
+    view: CatalogView,
     train: Mapping[UUID, UserFeatures],
     users: Sequence[UUID],
     test: Mapping[UUID, set[UUID]],
-    catalog: Sequence[CatalogMovie],
-    config: FitConfig,
     now: datetime,
-) -> tuple[dict[str, float], int]:
-    view = build_catalog_view(model, catalog, catalog_version=0)
+) -> list[_Case]:
     cases = []
     for user in users:
         c = candidate_rows(
@@ -269,7 +305,13 @@ def _tune_ranker(
         )
         hits = np.array([view.ids[i] in test[user] for i in c.pool], dtype=np.bool_)
         if hits.any():
-            cases.append((c.rows, hits))
+            cases.append(_Case(c, hits))
+    return cases
+
+
+def _tune_ranker(
+    model: RecommenderModel, cases: Sequence[_Case], config: FitConfig
+) -> tuple[dict[str, float], int]:
     primary = "ease" if model.ease is not None else "als"
     grid = {n: v for n, v in config.ranker_grid.items() if n != primary}
     if model.item_factors is None:
@@ -279,15 +321,64 @@ def _tune_ranker(
     combos = list(itertools.product(*(grid[n] for n in names)))
     for combo in combos:
         weights = {primary: 1.0, **dict(zip(names, combo, strict=True))}
-        vector = np.array([weights.get(n, 0.0) for n in FEATURE_NAMES], np.float32)
+        vector = _weight_vector(weights)
         score = (
-            float(np.mean([_ndcg_one(rows @ vector, hits) for rows, hits in cases]))
+            float(np.mean([_ndcg_one(c.candidates.rows @ vector, c.hits) for c in cases]))
             if cases
             else 0.0
         )
         if score > best[0] + 1e-9:
             best = (score, weights)
     return best[1], len(combos)
+
+
+def _calibration_ndcg(
+    model: RecommenderModel,
+    view: CatalogView,
+    cases: Sequence[_Case],
+    weights: Mapping[str, float],
+    grid: Sequence[float],
+) -> dict[float, float]:
+    """nDCG@10 of the engine's `home` list per calibration strength, the ranker's scores and
+    shortlist computed once per user."""
+    if not cases:
+        return {}
+    model = replace(model, ranker=LinearRanker(weights=_weight_vector(weights)))
+    home = Context("home")
+    totals = dict.fromkeys(grid, 0.0)
+    for case in cases:
+        c = case.candidates
+        scores = score_candidates(c, home, model, EngineSettings())
+        shortlist = shortlist_of(c.pool, scores, 10)
+        ideal = _ideal_dcg(int(case.hits.sum()))
+        for strength in grid:
+            settings = EngineSettings(calibration_lambda=strength)
+            positions = shortlist[
+                calibrated_list(
+                    shortlist, scores, 10, c, view, calibration_strength(home, c, model, settings)
+                )
+            ]
+            totals[strength] += float(case.hits[positions] @ _DISCOUNTS[: positions.size]) / ideal
+    return {strength: total / len(cases) for strength, total in totals.items()}
+
+
+def choose_lambda(ndcg_by_lambda: Mapping[float, float], tolerance: float) -> float:
+    """The largest λ whose nDCG is at most ``tolerance`` below λ = 0's (0 when not tuned)."""
+    if 0.0 not in ndcg_by_lambda:
+        return 0.0
+    floor = ndcg_by_lambda[0.0] - tolerance
+    return max(s for s, ndcg in ndcg_by_lambda.items() if ndcg >= floor - 1e-12)
+
+
+def _weight_vector(weights: Mapping[str, float]) -> Floats:
+    return np.array([weights.get(n, 0.0) for n in FEATURE_NAMES], np.float32)
+
+
+_DISCOUNTS = 1.0 / np.log2(np.arange(2, 12))
+
+
+def _ideal_dcg(relevant: int) -> float:
+    return float(_DISCOUNTS[: min(relevant, 10)].sum())
 
 
 def _ease(binary: sparse.csr_matrix, l2: float) -> Floats:

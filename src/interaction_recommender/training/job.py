@@ -71,7 +71,7 @@ def fit(
         data.catalog,
         labels=LabelWeights.from_settings(settings),
         config=FitConfig(ease_max_items=settings.ease_max_items, threads=settings.train_threads),
-        engine=EngineSettings(diversity=settings.diversity),
+        engine=EngineSettings.from_settings(settings),
         progress=progress,
         impressions=data.shown,
     )

@@ -100,7 +100,10 @@ def train_model(
         {
             "events": len(events),
             "metrics": metrics,
-            "engine": {"diversity": engine.diversity, "genreCap": engine.genre_cap},
+            "engine": {
+                "diversity": engine.diversity,
+                "calibrationLambda": engine.calibration_lambda,
+            },
         }
     )
     return TrainResult(model, metrics, time.perf_counter() - started)
