@@ -473,7 +473,8 @@ def render(setups: list[Setup], rows: list[Row], args: argparse.Namespace, run: 
         ),
         f"- What is timed: one `recommend(features, context, k={K}, model, view, now=...)` call, "
         "in process (no HTTP, no Redis, no serialisation), EngineSettings() defaults "
-        f"(`home` calibrated with the model's λ, {CALIBRATION_LAMBDA} for these models). Users: the demo world's users with 20-200 events, at least one watch "
+        f"(`home` calibrated with the model's λ, {CALIBRATION_LAMBDA} for these models). "
+        "Users: the demo world's users with 20-200 events, at least one watch "
         "and one search, features from `build_features`; `similar` anchors on the user's most "
         f"recently watched movie. {args.rounds} rounds over every user per context after a "
         "warm-up call each; gc.freeze() after set-up.",

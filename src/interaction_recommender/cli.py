@@ -166,12 +166,22 @@ def evaluate(
     if dataset != "ml-100k":
         typer.echo("only --dataset ml-100k is supported", err=True)
         raise typer.Exit(2)
+    from interaction_recommender.model.engine import EngineSettings
+    from interaction_recommender.model.labels import LabelWeights
     from interaction_recommender.training.benchmark import run_benchmark
+    from interaction_recommender.training.fit import FitConfig
     from interaction_recommender.training.movielens_service import service_model
 
     settings = Settings()
     configure_logging(settings.log_level, json=settings.log_json)
-    report = run_benchmark(service_model())
+    # The headline row is what `recommender train` fits and `recommender serve` serves.
+    report = run_benchmark(
+        service_model(
+            engine=EngineSettings.from_settings(settings),
+            labels=LabelWeights.from_settings(settings),
+            config=FitConfig.from_settings(settings),
+        )
+    )
     table = report.to_markdown()
     typer.echo(table)
     if write is not None:

@@ -157,13 +157,16 @@ async def _model_version_is(service: Service, version: str) -> bool:
     return (await service.client.get("/api/v1/model/info")).json()["version"] == version
 
 
-def _retrain_into(service: Service, tmp_path: Path, *, version: str) -> None:
+def _retrain_into(
+    service: Service, tmp_path: Path, *, version: str, calibration: float = 0.0
+) -> None:
     """A new artifact at MODEL_PATH, as `recommender train` would write it."""
     from interaction_recommender.model.artifact import load_artifact, save_artifact
 
     built = train_sample_model(tmp_path / f"build-{version}")
     model, _ = load_artifact(built)
     model.version = version
+    model.calibration_lambda = calibration
     save_artifact(model, service.settings.effective_model_path)
 
 
@@ -195,12 +198,15 @@ async def test_reload_accepts_a_good_artifact_and_rejects_broken_ones(
     assert unchanged.json()["status"] == "unchanged"
     assert (await serving.client.post("/model/reload")).status_code == 401  # admin only
 
-    _retrain_into(serving, tmp_path, version="v-good")
+    _retrain_into(serving, tmp_path, version="v-good", calibration=0.3)
     good = await serving.client.post("/api/v1/model/reload", headers=headers)
     assert good.status_code == 200, good.text
     assert good.json()["status"] == "reloaded"
     assert good.json()["newVersion"] == "v-good"
     assert_instant(good.json()["reloadedAt"])
+    calibration = (await serving.client.get("/api/v1/model/info")).json()["calibration"]
+    assert calibration["lambda"] == 0.3  # the model's, from its manifest...
+    assert calibration["serving"] == 0.3  # ... and served with: no CALIBRATION_LAMBDA here
     exported = (await serving.client.get("/metrics")).text
     assert 'recommender_model_info{loaded_at="' in exported
     assert 'version="v-good"' in exported

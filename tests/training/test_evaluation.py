@@ -21,10 +21,13 @@ from interaction_recommender.training.benchmark import (
     ServiceFit,
     SplitEvaluator,
     evaluate_split,
+    item_genre_rows,
 )
+from interaction_recommender.training.fit import FitConfig
 from interaction_recommender.training.metrics import (
     bootstrap_interval,
     check_recommendations,
+    list_metrics,
     paired_difference,
     ranking_metrics,
     relevance_from_lists,
@@ -40,6 +43,7 @@ from interaction_recommender.training.movielens import (
     stratified_split,
     time_split,
 )
+from interaction_recommender.training.movielens_service import service_model
 
 
 def make_interactions(
@@ -413,3 +417,54 @@ def test_test_split_evaluator_refuses_a_second_scoring_and_seen_items() -> None:
 
     with pytest.raises(ValueError, match="in train"):
         evaluator.evaluate("leaky", leaky)
+
+
+def test_list_metrics_measure_miscalibration_and_coverage_by_hand() -> None:
+    # Items 0-1: genre A, item 2: genre B, item 3: no genre (counts as the catalog: 2/3 A).
+    metadata = ItemMetadata((0, 1, 2, 3), ("t",) * 4, (None,) * 4, (("A",), ("A",), ("B",), ()))
+    genres, catalog = item_genre_rows(metadata)
+    assert catalog.tolist() == pytest.approx([2 / 3, 1 / 3])
+    history = np.array([[True, False, False, False], [True, False, True, False]])
+    lists = list_metrics(np.array([[1, -1], [1, 3]]), history, genres, catalog, k=2)
+
+    # user 0 likes only A and gets A: only the smoothing is left
+    q0 = 0.99 * 1.0 + 0.01 * (2 / 3)
+    # user 1 likes A and B half and half and gets A plus the catalog's mix
+    q1 = 0.99 * np.array([(1 + 2 / 3) / 2, (1 / 3) / 2]) + 0.01 * np.array([2 / 3, 1 / 3])
+    expected1 = 0.5 * np.log(0.5 / q1[0]) + 0.5 * np.log(0.5 / q1[1])
+    assert lists.miscalibration.tolist() == pytest.approx([np.log(1 / q0), expected1], rel=1e-5)
+    assert lists.coverage == pytest.approx(2 / 4)
+
+
+def test_the_service_benchmark_path_never_sees_the_test_rows() -> None:
+    """The same train part with two different test parts: the service's lists are the same."""
+    train, test = two_clusters()
+    genres = tuple(("Drama",) if i < 10 else ("Comedy",) for i in range(20))
+    metadata = ItemMetadata(
+        tuple(range(20)), tuple(f"m{i}" for i in range(20)), (2000,) * 20, genres
+    )
+    inner = stratified_split(train, 0.75, 42, name="synthetic-inner")
+    other = make_interactions(
+        test.users.tolist(), ((test.items + 7) % 20).tolist(), n_users=40, n_items=20
+    )
+    lists = []
+    for test_part in (test, other):
+        fitted = service_model(config=FitConfig(als_grid=((8, 5.0, 2.0),), als_iterations=3))(
+            train, metadata, inner
+        )
+        users = np.arange(40, dtype=np.int64)
+        lists.append([f.recommend(users, 10).tolist() for f in fitted])
+        report = evaluate_split(
+            Split("synthetic", train, test_part),
+            inner,
+            metadata,
+            description="two clusters",
+            specs=(ModelSpec("EASE", EASE, ({"l2": 10.0},)),),
+            service_model=lambda t, i, s: fitted,
+            n_resamples=50,
+        )
+        # the default configuration leads the table, whatever its score
+        lines = report.to_markdown().splitlines()
+        first_row = lines[next(i for i, x in enumerate(lines) if x.startswith("|---")) + 1]
+        assert first_row.startswith("| **service (default, λ = ")
+    assert lists[0] == lists[1]

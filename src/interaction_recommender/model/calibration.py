@@ -26,10 +26,26 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["SMOOTHING", "calibrated_order", "miscalibration", "split_genres"]
+__all__ = [
+    "SMOOTHING",
+    "calibrated_order",
+    "genre_distribution",
+    "miscalibration",
+    "split_genres",
+]
 
 SMOOTHING = 0.01
 """alpha: the catalog's share in q̃ (Steck's paper uses 0.01)."""
+
+
+def genre_distribution(genre_matrix: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
+    """The catalog's genre distribution c: each movie with genres split evenly over them."""
+    counts = genre_matrix.sum(axis=1, dtype=np.float64)
+    mass: npt.NDArray[np.float64] = (genre_matrix / np.maximum(counts, 1.0)[:, None]).sum(
+        axis=0, dtype=np.float64
+    )
+    total = float(mass.sum())
+    return mass / total if total > 0 else mass
 
 
 def split_genres(

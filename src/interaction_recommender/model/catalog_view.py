@@ -17,6 +17,7 @@ import numpy.typing as npt
 
 from interaction_recommender.catalog.movie import CatalogMovie
 from interaction_recommender.model.arrays import RecommenderModel
+from interaction_recommender.model.calibration import genre_distribution
 
 __all__ = ["SHORT_LIST", "CatalogView", "build_catalog_view", "keywords_of"]
 
@@ -160,7 +161,7 @@ def build_catalog_view(
         genres=genre_names,
         genre_matrix=genre_matrix,
         genre_counts=np.maximum(genre_matrix.sum(axis=1), 1.0),
-        genre_distribution=_genre_distribution(genre_matrix),
+        genre_distribution=genre_distribution(genre_matrix),
         primary_genre=primary,
         release_year=years,
         keyword_items=by_keyword,
@@ -184,15 +185,6 @@ def build_catalog_view(
             fresh[genre_matrix[fresh, g] > 0][:SHORT_LIST] for g in range(len(genre_names))
         ],
     )
-
-
-def _genre_distribution(genre_matrix: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
-    counts = genre_matrix.sum(axis=1, dtype=np.float64)
-    mass: npt.NDArray[np.float64] = (genre_matrix / np.maximum(counts, 1.0)[:, None]).sum(
-        axis=0, dtype=np.float64
-    )
-    total = float(mass.sum())
-    return mass / total if total > 0 else mass
 
 
 def _padded(values: npt.NDArray[np.float32], n: int) -> npt.NDArray[np.float32]:

@@ -166,6 +166,16 @@ class EngineSettings:
     def from_settings(cls, settings: Settings) -> EngineSettings:
         return cls(diversity=settings.diversity, calibration_lambda=settings.calibration_lambda)
 
+    def calibration_for(self, model: RecommenderModel) -> float:
+        """λ of `home` lists with this model: the setting's, else the model's; 0 with
+        DIVERSITY=false."""
+        if not self.diversity:
+            return 0.0
+        chosen = (
+            model.calibration_lambda if self.calibration_lambda is None else self.calibration_lambda
+        )
+        return min(max(float(chosen), 0.0), 1.0)
+
 
 def recommend(
     user: UserProfile | UserFeatures | None,
@@ -581,14 +591,11 @@ def calibration_strength(
     genre affinity, and with DIVERSITY=false."""
     if (
         context.kind != "home"
-        or not settings.diversity
         or candidates.state.history.size == 0
         or candidates.genre_target is None
     ):
         return 0.0
-    chosen = settings.calibration_lambda
-    strength = model.calibration_lambda if chosen is None else chosen
-    return min(max(float(strength), 0.0), 1.0)
+    return settings.calibration_for(model)
 
 
 def calibrated_list(

@@ -12,6 +12,7 @@ from interaction_recommender.deps import SettingsDep, from_state, require_admin
 from interaction_recommender.errors import Unprocessable
 from interaction_recommender.model.artifact import ArtifactError
 from interaction_recommender.model.context import parse_context
+from interaction_recommender.model.engine import EngineSettings
 from interaction_recommender.recs.registry import ModelRegistry
 from interaction_recommender.recs.schemas import (
     ModelInfoResponse,
@@ -73,7 +74,7 @@ async def get_recommendations(
     summary="The model this process serves, and how it was trained",
     response_model_exclude_unset=True,
 )
-async def model_info(registry: Registry) -> ModelInfoResponse:
+async def model_info(registry: Registry, settings: SettingsDep) -> ModelInfoResponse:
     loaded = registry.current
     if loaded is None:
         return ModelInfoResponse(
@@ -97,6 +98,10 @@ async def model_info(registry: Registry) -> ModelInfoResponse:
         components=manifest.get("components"),
         params=manifest.get("params"),
         offline_metrics=manifest.get("offlineMetrics"),
+        calibration={
+            **manifest.get("calibration", {"lambda": loaded.model.calibration_lambda}),
+            "serving": EngineSettings.from_settings(settings).calibration_for(loaded.model),
+        },
         sha256=manifest.get("sha256"),
         fallback_policy="popularity and trending from the model when Redis or the database "
         "is slow or down",

@@ -97,4 +97,7 @@ class ModelInfoResponse(WireModel):
     components: Any = None
     params: Any = None
     offline_metrics: Any = None
+    calibration: Any = None
+    """λ of `home` lists: chosen at training (`lambda`, with the nDCG per λ tried) and the one
+    this process serves with (`serving`: CALIBRATION_LAMBDA or DIVERSITY=false override it)."""
     sha256: str | None = None

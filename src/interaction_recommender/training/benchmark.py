@@ -52,8 +52,10 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
+import numpy.typing as npt
 from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
+from interaction_recommender.model.calibration import genre_distribution, split_genres
 from interaction_recommender.training.baselines import (
     ALS,
     EASE,
@@ -63,11 +65,14 @@ from interaction_recommender.training.baselines import (
     Recommender,
 )
 from interaction_recommender.training.metrics import (
+    FloatArray,
     Interval,
+    ListMetrics,
     MetricMeans,
     PerUserMetrics,
     bootstrap_interval,
     check_recommendations,
+    list_metrics,
     paired_difference,
     ranking_metrics,
 )
@@ -124,6 +129,8 @@ class ServiceFit:
     configs_tuned: int | None = None
     params: Mapping[str, object] = field(default_factory=dict)
     name: str | None = None
+    headline: bool = False
+    """The configuration `recommender serve` uses by default: the first row of the table."""
 
 
 class ServiceModel(Protocol):
@@ -190,7 +197,9 @@ class SplitEvaluator:
     attempt raises, so no configuration search can touch the test split unnoticed.
     """
 
-    def __init__(self, split: Split, k: int = K, *, once: bool) -> None:
+    def __init__(
+        self, split: Split, k: int = K, *, once: bool, items: ItemMetadata | None = None
+    ) -> None:
         self.split = split
         self.k = k
         self.once = once
@@ -198,7 +207,11 @@ class SplitEvaluator:
         self.relevant = split.test.seen_mask()[self.users]
         self.seen = split.train.seen_mask()[self.users]
         self.results: dict[str, PerUserMetrics] = {}
+        self.lists: dict[str, ListMetrics] = {}
         self.scorings: dict[str, int] = {}
+        self.genres: tuple[npt.NDArray[np.float32], FloatArray] | None = (
+            None if items is None else item_genre_rows(items)
+        )
 
     def evaluate(self, name: str, recommend: RecommendFn) -> PerUserMetrics:
         if self.once and name in self.scorings:
@@ -218,7 +231,22 @@ class SplitEvaluator:
         metrics = ranking_metrics(recommended, self.relevant, self.k, self.users)
         self.scorings[name] = self.scorings.get(name, 0) + 1
         self.results[name] = metrics
+        if self.genres is not None:
+            genres, catalog = self.genres
+            self.lists[name] = list_metrics(recommended, self.seen, genres, catalog, self.k)
         return metrics
+
+
+def item_genre_rows(items: ItemMetadata) -> tuple[npt.NDArray[np.float32], FloatArray]:
+    """Each item's genre distribution and the catalog's (model/calibration.py), from the
+    items' genre lists."""
+    names = sorted({g for genres in items.genres for g in genres})
+    column = {g: j for j, g in enumerate(names)}
+    matrix = np.zeros((len(items.genres), len(names)), dtype=np.float32)
+    for i, genres in enumerate(items.genres):
+        matrix[i, [column[g] for g in genres]] = 1.0
+    catalog = genre_distribution(matrix)
+    return split_genres(matrix, catalog), catalog
 
 
 def _recommend_fn(model: Recommender) -> RecommendFn:
@@ -241,6 +269,8 @@ class ModelResult:
     tuning_seconds: float
     fit_seconds: float
     inner_ndcg: float | None
+    lists: ListMetrics | None = None
+    headline: bool = False
 
     @property
     def means(self) -> MetricMeans:
@@ -273,11 +303,12 @@ class SplitReport:
             f"{sizes['test_users']:,} test users; inner split for tuning: "
             f"{sizes['inner_train']:,} / {sizes['inner_test']:,} rows.",
             "",
-            "| model | nDCG@10 [95% CI] | P@10 | R@10 | MAP | Δ nDCG vs EASE [95% CI] "
-            "| configs tuned (inner split) | tuning time | chosen config |",
-            "|---|---|---|---|---|---|---|---|---|",
+            "| model | nDCG@10 [95% CI] | P@10 | R@10 | MAP | miscalibration | coverage "
+            "| Δ nDCG vs EASE [95% CI] | configs tuned (inner split) | tuning time "
+            "| chosen config |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
         ]
-        for row in sorted(self.results, key=lambda r: -r.ndcg.estimate):
+        for row in sorted(self.results, key=lambda r: (not r.headline, -r.ndcg.estimate)):
             means = row.means
             delta = (
                 "—"
@@ -286,14 +317,22 @@ class SplitReport:
                 f"[{row.delta_vs_reference.low:+.4f}, {row.delta_vs_reference.high:+.4f}]"
             )
             configs = "0 (fixed)" if row.configs_tuned == 0 else str(row.configs_tuned or "?")
+            lists = (
+                "— | —"
+                if row.lists is None
+                else f"{row.lists.mean_miscalibration:.3f} | {row.lists.coverage:.1%}"
+            )
+            name = f"**{row.name}**" if row.headline else row.name
             lines.append(
-                f"| {row.name} | {row.ndcg.estimate:.4f} [{row.ndcg.low:.4f}, {row.ndcg.high:.4f}] "
-                f"| {means.precision:.4f} | {means.recall:.4f} | {means.map:.4f} | {delta} "
-                f"| {configs} | {row.tuning_seconds:.1f} s | {_format_params(row.params)} |"
+                f"| {name} | {row.ndcg.estimate:.4f} [{row.ndcg.low:.4f}, {row.ndcg.high:.4f}] "
+                f"| {means.precision:.4f} | {means.recall:.4f} | {means.map:.4f} | {lists} "
+                f"| {delta} | {configs} | {row.tuning_seconds:.1f} s "
+                f"| {_format_params(row.params)} |"
             )
         for name, ndcg in self.published:
             lines.append(
-                f"| {name} (published, same protocol) | {ndcg:.4f} | — | — | — | — | — | — | — |"
+                f"| {name} (published, same protocol) | {ndcg:.4f} | — | — | — | — | — | — | — "
+                "| — | — |"
             )
         scored = ", ".join(f"{name} {count}" for name, count in self.test_scorings.items())
         lines += [
@@ -416,6 +455,7 @@ class _Row:
     tuning_seconds: float
     fit_seconds: float = 0.0
     inner_ndcg: float | None = None
+    headline: bool = False
 
 
 def evaluate_split(
@@ -438,7 +478,7 @@ def evaluate_split(
     A fixed (untuned) spec already scored by ``evaluator`` (the self-test's SAR) is reused, not
     scored again.
     """
-    evaluator = evaluator or SplitEvaluator(split, k, once=True)
+    evaluator = evaluator or SplitEvaluator(split, k, once=True, items=items)
     inner_evaluator = SplitEvaluator(inner, k, once=False)
     rows: list[_Row] = []
     for spec in specs:
@@ -460,7 +500,13 @@ def evaluate_split(
         for fitted in answer if isinstance(answer, list) else [answer]:
             if not isinstance(fitted, ServiceFit):
                 fitted = ServiceFit(recommend=fitted)
-            row = _Row(fitted.name or service_name, fitted.params, fitted.configs_tuned, elapsed)
+            row = _Row(
+                fitted.name or service_name,
+                fitted.params,
+                fitted.configs_tuned,
+                elapsed,
+                headline=fitted.headline,
+            )
             evaluator.evaluate(row.name, fitted.recommend)
             rows.append(row)
 
@@ -485,6 +531,8 @@ def evaluate_split(
                 tuning_seconds=row.tuning_seconds,
                 fit_seconds=row.fit_seconds,
                 inner_ndcg=row.inner_ndcg,
+                lists=evaluator.lists.get(row.name),
+                headline=row.headline,
             )
         )
     sizes = {
@@ -542,7 +590,7 @@ def run_benchmark(
         dataset = load_movielens_100k(cache_dir)
         interactions = dataset.interactions
         random_outer, random_inner = random_splits(interactions)
-        random_evaluator = SplitEvaluator(random_outer, K, once=True)
+        random_evaluator = SplitEvaluator(random_outer, K, once=True, items=dataset.items)
         logger.info("self-test: SAR on the random split")
         self_test = run_self_test(random_outer, random_evaluator)
         reports = []

@@ -54,10 +54,11 @@ from interaction_recommender.model.engine import (
     shortlist_of,
 )
 from interaction_recommender.model.labels import LabelWeights
+from interaction_recommender.settings import Settings
 from interaction_recommender.training.dataset import TrainingData, training_data
 from interaction_recommender.training.metrics import ranking_metrics
 
-__all__ = ["FitConfig", "Params", "choose_lambda", "fit_model", "tune"]
+__all__ = ["FitConfig", "Params", "choose_lambda", "ease_weights", "fit_model", "tune"]
 
 # implicit is imported at module level on purpose: it loads its own BLAS, which the
 # threadpool_limits(...) around every fit must see to pin it to `threads` (else implicit warns
@@ -98,6 +99,11 @@ class FitConfig:
     """The nDCG@10 a calibrated list may lose against the ranker's order on the inner holdout."""
     threads: int = 1
     seed: int = 42
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> FitConfig:
+        """What `recommender train` fits with."""
+        return cls(ease_max_items=settings.ease_max_items, threads=settings.train_threads)
 
 
 @dataclass(frozen=True)
@@ -153,7 +159,7 @@ def _fit(
     negatives = data.weak_negatives
     ease_input = binary if negatives is None else (binary + negatives).tocsr()
     als_input = data.matrix if negatives is None else (data.matrix + negatives).tocsr()
-    ease = _ease(ease_input, params.ease_l2) if params.ease_l2 is not None else None
+    ease = ease_weights(ease_input, params.ease_l2) if params.ease_l2 is not None else None
     factors = _als(als_input, params.als, config) if params.als is not None else None
     if ease is not None:
         neighbors, neighbor_weights = _top_per_row(ease, config.neighbors)
@@ -242,7 +248,7 @@ def tune(
         ease_l2: float | None = None
         if len(data.items) <= config.ease_max_items:
             scores_by_l2 = {
-                l2: _ndcg(np.asarray(data.matrix[rows] @ _ease(binary, l2)), seen, relevant)
+                l2: _ndcg(np.asarray(data.matrix[rows] @ ease_weights(binary, l2)), seen, relevant)
                 for l2 in config.ease_l2_grid
             }
             tried += len(scores_by_l2)
@@ -381,8 +387,9 @@ def _ideal_dcg(relevant: int) -> float:
     return float(_DISCOUNTS[: min(relevant, 10)].sum())
 
 
-def _ease(binary: sparse.csr_matrix, l2: float) -> Floats:
-    gram = (binary.T @ binary).toarray().astype(np.float64)
+def ease_weights(matrix: sparse.csr_matrix, l2: float) -> Floats:
+    """EASE's item-item weights (Steck 2019) from ``matrix`` (binary or weighted)."""
+    gram = (matrix.T @ matrix).toarray().astype(np.float64)
     gram[np.diag_indices_from(gram)] += l2
     precision = np.linalg.inv(gram)
     weights = precision / -np.diag(precision)[None, :]

@@ -70,7 +70,7 @@ def fit(
         data.events,
         data.catalog,
         labels=LabelWeights.from_settings(settings),
-        config=FitConfig(ease_max_items=settings.ease_max_items, threads=settings.train_threads),
+        config=FitConfig.from_settings(settings),
         engine=EngineSettings.from_settings(settings),
         progress=progress,
         impressions=data.shown,

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from interaction_recommender.model.calibration import SMOOTHING
+
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
@@ -58,6 +60,46 @@ class PerUserMetrics:
             recall=float(self.recall.mean()),
             map=float(self.average_precision.mean()),
         )
+
+
+@dataclass(frozen=True, eq=False)
+class ListMetrics:
+    """What a model's lists are like, beyond their hits: per evaluated user the miscalibration
+    (KL divergence between the user's genre distribution in train and the list's, smoothed as
+    model/calibration.py smooths it), and over all lists the catalog coverage (the share of
+    items recommended to at least one user)."""
+
+    miscalibration: FloatArray
+    coverage: float
+
+    @property
+    def mean_miscalibration(self) -> float:
+        return float(self.miscalibration.mean()) if self.miscalibration.size else float("nan")
+
+
+def list_metrics(
+    recommended: IntArray,
+    history: BoolArray,
+    item_genres: npt.NDArray[np.float32],
+    catalog: FloatArray,
+    k: int = 10,
+) -> ListMetrics:
+    """``history[u]``: the user's train items (a mask over items); ``item_genres``: each item's
+    genre distribution and ``catalog`` the catalog's (model/calibration.py ``split_genres``,
+    ``genre_distribution``). A user whose history has no genre mass counts 0 (nothing to be
+    calibrated to)."""
+    top = recommended[:, :k]
+    valid = top >= 0
+    target = history.astype(np.float64) @ item_genres.astype(np.float64)
+    mass = target.sum(axis=1, keepdims=True)
+    target = np.divide(target, mass, out=np.zeros_like(target), where=mass > 0)
+    listed = np.where(valid[:, :, None], item_genres[np.maximum(top, 0)], 0.0).sum(axis=1)
+    lengths = np.maximum(valid.sum(axis=1, keepdims=True), 1)
+    smoothed = (1 - SMOOTHING) * listed / lengths + SMOOTHING * catalog
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(target > 0, target * np.log(target / smoothed), 0.0)
+    distinct = np.unique(top[valid]).size
+    return ListMetrics(terms.sum(axis=1), distinct / item_genres.shape[0])
 
 
 @dataclass(frozen=True)

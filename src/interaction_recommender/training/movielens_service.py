@@ -6,25 +6,29 @@ with context `home`, k = 10."""
 from __future__ import annotations
 
 import tempfile
+import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from uuid import UUID
 
 import numpy as np
+from scipy import sparse
 
 from interaction_recommender.catalog.movie import CatalogMovie
 from interaction_recommender.events.messages import SCHEMA_VERSION, EventMessage
 from interaction_recommender.events.schemas import EventType
+from interaction_recommender.features.state import UserFeatures
 from interaction_recommender.model.artifact import load_artifact, save_artifact
 from interaction_recommender.model.catalog_view import build_catalog_view
 from interaction_recommender.model.context import Context
 from interaction_recommender.model.engine import EngineSettings, recommend
 from interaction_recommender.model.labels import LabelWeights
 from interaction_recommender.training.benchmark import ServiceFit
-from interaction_recommender.training.dataset import features_by_user
-from interaction_recommender.training.fit import FitConfig, fit_model, tune
+from interaction_recommender.training.dataset import features_by_user, training_data
+from interaction_recommender.training.fit import FitConfig, ease_weights, fit_model, tune
+from interaction_recommender.training.metrics import ranking_metrics
 from interaction_recommender.training.movielens import Interactions, ItemMetadata, Split
 
 __all__ = ["service_model"]
@@ -34,11 +38,15 @@ _NAMESPACE = uuid.UUID("5b3c1f6e-6a0c-4c1e-9a39-6d1f5a1b2c3d")
 
 def service_model(
     *,
-    diversity: Sequence[bool] = (True, False),
+    engine: EngineSettings = EngineSettings(),
     labels: LabelWeights = LabelWeights(),
     config: FitConfig = FitConfig(),
+    ease_l2_grid: Sequence[float] = (50.0, 100.0, 200.0, 300.0, 400.0, 500.0, 700.0, 1000.0),
 ) -> Callable[[Interactions, ItemMetadata, Split], list[ServiceFit]]:
-    """One fit; one benchmark row per diversity setting (the production one first)."""
+    """One fit of the service's model with ``labels``, ``config`` and ``engine`` (pass
+    `recommender serve`'s own: the first row is the headline); a labelled row of the same fit
+    with λ = 0 (the ranker's order, no calibration); and a fair baseline, EASE on the same
+    label-weighted matrix the service trains on, its l2 tuned on the inner split."""
 
     def fit_and_recommend(
         train: Interactions, items: ItemMetadata, inner: Split
@@ -48,18 +56,13 @@ def service_model(
         catalog = [_movie(item_ids[i], items, i) for i in range(len(item_ids))]
         by_id = {m.movie_id: m for m in catalog}
 
-        inner_events = _rating_events(inner.train, user_ids, item_ids)
+        inner_features = features_by_user(
+            _rating_events(inner.train, user_ids, item_ids), by_id.get
+        )
         inner_test: dict[UUID, set[UUID]] = {}
         for u, i in zip(inner.test.users, inner.test.items, strict=True):
             inner_test.setdefault(user_ids[u], set()).add(item_ids[i])
-        params = tune(
-            features_by_user(inner_events, by_id.get),
-            inner_test,
-            catalog,
-            labels,
-            config,
-            now=_latest(inner.train),
-        )
+        params = tune(inner_features, inner_test, catalog, labels, config, now=_latest(inner.train))
         features = features_by_user(_rating_events(train, user_ids, item_ids), by_id.get)
         fitted = fit_model(features, catalog, params, labels, config, version="movielens")
         with tempfile.TemporaryDirectory() as folder:
@@ -83,17 +86,95 @@ def service_model(
 
             return recommend_for
 
+        served = engine.calibration_for(model)
+        plain = EngineSettings(diversity=engine.diversity, calibration_lambda=0.0)
+        weighted = _weighted_ease(
+            features, inner_features, inner_test, item_ids, user_ids, labels, ease_l2_grid
+        )
         return [
             ServiceFit(
-                recommend=recommender(EngineSettings(diversity=on)),
+                recommend=recommender(engine),
                 configs_tuned=params.configs_tried,
                 params=params.as_dict(),
-                name=f"service ({'diversity on' if on else 'diversity off'})",
-            )
-            for on in diversity
+                name=f"service (default, λ = {served:g})",
+                headline=True,
+            ),
+            ServiceFit(
+                recommend=recommender(plain),
+                configs_tuned=params.configs_tried,
+                params=params.as_dict(),
+                name="service, λ = 0 (no calibration)",
+            ),
+            weighted,
         ]
 
     return fit_and_recommend
+
+
+def _weighted_ease(
+    features: Mapping[UUID, UserFeatures],
+    inner_features: Mapping[UUID, UserFeatures],
+    inner_test: Mapping[UUID, set[UUID]],
+    item_ids: list[UUID],
+    user_ids: list[UUID],
+    labels: LabelWeights,
+    grid: Sequence[float],
+) -> ServiceFit:
+    """EASE on the matrix of label weights the service trains on (not the binary one): l2 by
+    nDCG@10 on the inner split, refitted on the split's train part."""
+    started = time.perf_counter()
+    inner = _label_matrix(inner_features, item_ids, user_ids, labels)
+    relevant = np.zeros(inner.shape, dtype=np.bool_)
+    column = {m: i for i, m in enumerate(item_ids)}
+    row_of = {u: r for r, u in enumerate(user_ids)}
+    for user, movies in inner_test.items():
+        relevant[row_of[user], [column[m] for m in movies]] = True
+    rows = np.flatnonzero(relevant.any(axis=1))
+    seen = (inner[rows] > 0).toarray()
+    scores = {}
+    for l2 in grid:
+        top = _top_unseen(inner[rows] @ ease_weights(inner, l2), seen, 10)
+        scores[l2] = float(ranking_metrics(top, relevant[rows], 10).means().ndcg)
+    best = max(scores, key=lambda l2: (scores[l2], -l2))
+    matrix = _label_matrix(features, item_ids, user_ids, labels)
+    weights = ease_weights(matrix, best)
+    seconds = time.perf_counter() - started
+
+    def recommend_for(users: np.ndarray, k: int, /) -> np.ndarray:
+        chosen = matrix[users]
+        return _top_unseen(chosen @ weights, (chosen > 0).toarray(), k)
+
+    return ServiceFit(
+        recommend=recommend_for,
+        configs_tuned=len(grid),
+        params={"l2": best, "matrix": "label weights", "tuning": f"{seconds:.1f} s"},
+        name="EASE on the service's weighted matrix",
+    )
+
+
+def _label_matrix(
+    features: Mapping[UUID, UserFeatures],
+    item_ids: list[UUID],
+    user_ids: list[UUID],
+    labels: LabelWeights,
+) -> sparse.csr_matrix:
+    """(users, items) positive label weights in the benchmark's user and item order."""
+    data = training_data(features, labels, catalog=item_ids)
+    column = np.array([data.item_index[m] for m in item_ids])
+    users = {u: r for r, u in enumerate(data.users)}
+    full = sparse.vstack(
+        [
+            data.matrix[users[u]] if u in users else sparse.csr_matrix((1, len(data.items)))
+            for u in user_ids
+        ]
+    ).tocsr()
+    return full[:, column].tocsr()
+
+
+def _top_unseen(scores: np.ndarray, seen: np.ndarray, k: int) -> np.ndarray:
+    scores = np.where(seen, -np.inf, np.asarray(scores))
+    top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    return np.where(np.take_along_axis(scores, top, axis=1) > -np.inf, top, -1).astype(np.int64)
 
 
 def _movie(movie_id: UUID, items: ItemMetadata, i: int) -> CatalogMovie:
