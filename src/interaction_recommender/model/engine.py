@@ -243,8 +243,8 @@ class Candidates:
     state: _UserState
     anchor: int | None
     genre_target: npt.NDArray[np.float64] | None = None
-    """The user's genre distribution over the view's genres (calibration's p), None without
-    a positive genre affinity."""
+    """`home`: the user's genre distribution over the view's genres (calibration's p, see
+    ``_genre_target``); None elsewhere and without a liked movie that has a genre."""
 
 
 def as_profile(user: UserProfile | UserFeatures | None) -> UserProfile | None:
@@ -277,9 +277,8 @@ def candidate_rows(
     laps.lap("retrieve")
     rows = _raw_rows(pool, signals, model, view)
     laps.lap("feature rows")
-    candidates = Candidates(
-        pool, standardise(rows, model), state, anchor, _distribution(signals.genre_vector)
-    )
+    target = _genre_target(state, view) if context.kind == "home" else None
+    candidates = Candidates(pool, standardise(rows, model), state, anchor, target)
     laps.lap("standardise")
     return candidates
 
@@ -291,6 +290,9 @@ class _UserState:
     weights: Floats
     excluded: npt.NDArray[np.bool_]
     """Watched to completion, rated or disliked: never recommended."""
+    taste: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
+    """View positions of every movie with a positive label (the model's or not)."""
+    taste_weights: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(0, np.float64))
 
     @classmethod
     def of(
@@ -305,10 +307,17 @@ class _UserState:
         done = ((profile.flags & (SEEN | COMPLETED)) > 0) | ~np.isnan(profile.rating)
         done |= labels < 0  # NaN compares False: unlabelled movies are not excluded by it
         excluded[positions[done & known]] = True
-        liked = (labels > 0) & known & (positions < view.n_model)
+        positive = (labels > 0) & known
+        liked = positive & (positions < view.n_model)
         items, values = positions[liked], labels[liked]
         order = np.lexsort((items, values))  # weakest first, ties by model index
-        return cls(items[order], values[order].astype(np.float32), excluded)
+        return cls(
+            items[order],
+            values[order].astype(np.float32),
+            excluded,
+            positions[positive],
+            labels[positive],
+        )
 
 
 @dataclass
@@ -616,11 +625,17 @@ def calibrated_list(
     )
 
 
-def _distribution(vector: Floats | None) -> npt.NDArray[np.float64] | None:
-    if vector is None:
+def _genre_target(state: _UserState, view: CatalogView) -> npt.NDArray[np.float64] | None:
+    """Calibration's p: the genre distribution of what the user liked, each movie weighted by
+    its label and split evenly over its genres; movies without genres left out. None when no
+    liked movie has a genre."""
+    if state.taste.size == 0 or not view.genres:
         return None
-    total = float(vector.sum(dtype=np.float64))
-    return vector.astype(np.float64) / total if total > 0 else None
+    rows = view.genre_matrix[state.taste]
+    counts = rows.sum(axis=1, dtype=np.float64)
+    mass = (state.taste_weights / np.maximum(counts, 1.0)) @ rows
+    total = float(mass.sum())
+    return mass / total if total > 0 else None
 
 
 def _search_keywords(profile: UserProfile | None, settings: EngineSettings) -> list[str]:

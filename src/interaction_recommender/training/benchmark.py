@@ -53,6 +53,7 @@ from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
+from scipy import stats
 from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
 from interaction_recommender.model.calibration import genre_distribution, split_genres
@@ -82,7 +83,9 @@ from interaction_recommender.training.movielens import (
     IntArray,
     Interactions,
     ItemMetadata,
+    MovieLens100K,
     Split,
+    global_time_split,
     load_movielens_100k,
     stratified_split,
     time_split,
@@ -94,6 +97,10 @@ K = 10
 N_RESAMPLES = 1000
 BOOTSTRAP_SEED = 0
 SPLIT_SEED = 42
+SEEDS = (42, 7, 123, 2024, 31337)
+"""Random-split seeds of the five-seed comparison with EASE, fixed before any run: 42 (the
+published protocol's) and four others."""
+GLOBAL_TIME_QUANTILE = 0.8
 TRAIN_RATIO = 0.75
 TIME_TEST_FRACTION = 0.2
 EXPECTED_RANDOM_SPLIT = (75_066, 24_934)
@@ -108,7 +115,12 @@ PUBLISHED_RANDOM: tuple[tuple[str, float], ...] = (
     ("NCF", 0.3686),
 )
 REFERENCE_MODEL = "EASE"
-SPLIT_NAMES = ("random", "time")
+UNCALIBRATED_ROW = "service, λ = 0 (no calibration)"
+"""The labelled row of the same fit served without calibration (training/movielens_service.py)."""
+AIM_NDCG = 0.49  # issue 15's aims for the default configuration on the random split
+AIM_CALIBRATION = 0.30  # miscalibration at least this much lower than with λ = 0
+AIM_OVER_EASE = 0.01  # the mean over SEEDS of the default's nDCG minus EASE's
+SPLIT_NAMES = ("random", "time", "global-time")
 
 
 class SelfTestError(RuntimeError):
@@ -365,10 +377,11 @@ class SelfTestResult:
 class Report:
     """Everything one benchmark run measured; :meth:`to_markdown` renders it."""
 
-    self_test: SelfTestResult
+    self_test: SelfTestResult | None
     splits: tuple[SplitReport, ...]
     runtime_seconds: float
     data: str
+    seeds: SeedComparison | None = None
 
     def split(self, name: str) -> SplitReport:
         for report in self.splits:
@@ -380,26 +393,78 @@ class Report:
     def test_scorings(self) -> dict[str, Mapping[str, int]]:
         return {report.name: report.test_scorings for report in self.splits}
 
-    def to_markdown(self) -> str:
-        observed, expected = self.self_test.observed, self.self_test.expected
-        lines = [
-            "## MovieLens-100K offline benchmark",
-            "",
-            f"Data: {self.data}.",
-            "",
-            f"Self-test (SAR, random split): {'PASSED' if self.self_test.passed else 'FAILED'} — "
-            f"MAP {observed.map:.6f} (published {expected.map:.6f}), "
-            f"nDCG@10 {observed.ndcg:.6f} ({expected.ndcg:.6f}), "
-            f"P@10 {observed.precision:.6f} ({expected.precision:.6f}), "
-            f"R@10 {observed.recall:.6f} ({expected.recall:.6f}); "
-            f"max |error| {self.self_test.max_abs_error:.1e} "
-            f"(tolerance {self.self_test.tolerance:g}).",
-            "",
-        ]
+    def to_markdown(self, provenance: Sequence[str] = ()) -> str:
+        """The whole block; ``provenance``: the run's date, commit, machine and command, one
+        line each (the CLI's)."""
+        title = "MovieLens-100K" if self.self_test is not None else "Synthetic (smoke test)"
+        lines = [f"## {title} offline benchmark", ""]
+        lines += [f"- {line}" for line in provenance]
+        lines += ["", f"Data: {self.data}.", ""]
+        lines += self.headline()
+        if self.self_test is not None:
+            observed, expected = self.self_test.observed, self.self_test.expected
+            lines += [
+                f"Self-test (SAR, random split): "
+                f"{'PASSED' if self.self_test.passed else 'FAILED'} — "
+                f"MAP {observed.map:.6f} (published {expected.map:.6f}), "
+                f"nDCG@10 {observed.ndcg:.6f} ({expected.ndcg:.6f}), "
+                f"P@10 {observed.precision:.6f} ({expected.precision:.6f}), "
+                f"R@10 {observed.recall:.6f} ({expected.recall:.6f}); "
+                f"max |error| {self.self_test.max_abs_error:.1e} "
+                f"(tolerance {self.self_test.tolerance:g}).",
+                "",
+            ]
         for report in self.splits:
             lines += [report.to_markdown(), ""]
+        if self.seeds is not None:
+            lines += [self.seeds.to_markdown(), ""]
         lines.append(f"Runtime: {self.runtime_seconds:.0f} s.")
         return "\n".join(lines)
+
+    def headline(self) -> list[str]:
+        """The reading of the run, generated from its numbers (never copied by hand): the
+        default configuration against the aims of docs/benchmarks.md's quality section."""
+        lines = ["### Headline (generated)", ""]
+        for report in self.splits:
+            top = next((r for r in report.results if r.headline), None)
+            if top is None:
+                continue
+            means = top.means
+            text = (
+                f"- `{report.name}` split: the default configuration (`{top.name}`) scores "
+                f"nDCG@10 **{means.ndcg:.4f}** [{top.ndcg.low:.4f}, {top.ndcg.high:.4f}]"
+            )
+            if report.name == "random":
+                text += f" (aim ≥ {AIM_NDCG}: **{'met' if means.ndcg >= AIM_NDCG else 'missed'}**)"
+            plain = next((r for r in report.results if r.name == UNCALIBRATED_ROW), None)
+            if top.lists is not None and plain is not None and plain.lists is not None:
+                ours, theirs = top.lists.mean_miscalibration, plain.lists.mean_miscalibration
+                drop = 1 - ours / theirs if theirs > 0 else 0.0
+                text += f"; miscalibration {ours:.3f} vs {theirs:.3f} with λ = 0 ({drop:.0%} lower"
+                if report.name == "random":
+                    verdict = "met" if drop >= AIM_CALIBRATION else "missed"
+                    text += f", aim ≥ {AIM_CALIBRATION:.0%}: **{verdict}**"
+                text += f"); nDCG with λ = 0: {plain.means.ndcg:.4f}"
+            lines.append(text + ".")
+            if report.name != "random":
+                deltas = []
+                for other in sorted(report.results, key=lambda r: -r.ndcg.estimate):
+                    if other is top:
+                        continue
+                    d = paired_difference(
+                        top.metrics.ndcg, other.metrics.ndcg, n_resamples=N_RESAMPLES
+                    )
+                    deltas.append(f"{other.name} {d.estimate:+.4f} [{d.low:+.4f}, {d.high:+.4f}]")
+                lines.append(f"  Paired Δ nDCG of the default to each row: {'; '.join(deltas)}.")
+        if self.seeds is not None:
+            ci = self.seeds.interval
+            verdict = "met" if ci.estimate >= AIM_OVER_EASE else "missed"
+            lines.append(
+                f"- Over {len(self.seeds.rows)} random-split seeds the default is EASE "
+                f"**{ci.estimate:+.4f}** on average (95% t interval [{ci.low:+.4f}, "
+                f"{ci.high:+.4f}]; aim ≥ +{AIM_OVER_EASE}: **{verdict}**)."
+            )
+        return [*lines, ""] if len(lines) > 2 else []
 
 
 def _format_params(params: Mapping[str, object]) -> str:
@@ -552,10 +617,11 @@ def evaluate_split(
     )
 
 
-def random_splits(interactions: Interactions) -> tuple[Split, Split]:
-    """The outer stratified split (checked against the expected sizes) and its inner split."""
+def random_splits(interactions: Interactions, *, movielens: bool = True) -> tuple[Split, Split]:
+    """The outer stratified split (checked against MovieLens-100K's expected sizes) and its inner
+    split."""
     outer = stratified_split(interactions, TRAIN_RATIO, SPLIT_SEED, name="random")
-    if (len(outer.train), len(outer.test)) != EXPECTED_RANDOM_SPLIT:
+    if movielens and (len(outer.train), len(outer.test)) != EXPECTED_RANDOM_SPLIT:
         raise DataIntegrityError(
             f"random split has {len(outer.train)} / {len(outer.test)} rows, "
             f"expected {EXPECTED_RANDOM_SPLIT[0]} / {EXPECTED_RANDOM_SPLIT[1]}"
@@ -570,6 +636,130 @@ def time_splits(interactions: Interactions) -> tuple[Split, Split]:
     return outer, inner
 
 
+def global_time_splits(interactions: Interactions) -> tuple[Split, Split]:
+    outer = global_time_split(interactions, GLOBAL_TIME_QUANTILE, name="global-time")
+    inner = global_time_split(outer.train, GLOBAL_TIME_QUANTILE, name="global-time-inner")
+    return outer, inner
+
+
+_SPLITS: dict[str, tuple[Callable[[Interactions], tuple[Split, Split]], str]] = {
+    "random": (random_splits, "per-item stratified 75/25, seed 42"),
+    "time": (
+        time_splits,
+        "each user's last 20% of interactions by timestamp (per user: other users' later "
+        "interactions stay in train, so this is not a forward-in-time split)",
+    ),
+    "global-time": (
+        global_time_splits,
+        "one cut-off at the 80% quantile of all timestamps: train before it, test after it "
+        "for users with interactions on both sides, items unseen in train dropped",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class SeedRow:
+    seed: int
+    service: float
+    reference: float
+    users: int
+
+    @property
+    def difference(self) -> float:
+        return self.service - self.reference
+
+
+@dataclass(frozen=True)
+class SeedComparison:
+    """The headline service row against EASE on random splits with each of SEEDS: both tuned on
+    each seed's inner split, scored once on its test split; the interval is a t interval over
+    the seeds' mean differences (each seed's users paired within it)."""
+
+    service_name: str
+    rows: tuple[SeedRow, ...]
+
+    @property
+    def mean_difference(self) -> float:
+        return float(np.mean([r.difference for r in self.rows]))
+
+    @property
+    def interval(self) -> Interval:
+        differences = np.array([r.difference for r in self.rows])
+        low, high = stats.ttest_1samp(differences, 0.0).confidence_interval(0.95)
+        return Interval(float(differences.mean()), float(low), float(high), 0.95)
+
+    def to_markdown(self) -> str:
+        ci = self.interval
+        lines = [
+            f"### {len(self.rows)} random splits: the default configuration against EASE",
+            "",
+            f"Seeds {', '.join(str(r.seed) for r in self.rows)} (fixed in the code before the "
+            "run); per seed both are tuned on that seed's inner split and scored once on its test "
+            "split (seed 42: the rows above).",
+            "",
+            f"| seed | {self.service_name} nDCG@10 | EASE nDCG@10 | Δ | test users |",
+            "|---:|---:|---:|---:|---:|",
+        ]
+        for r in self.rows:
+            lines.append(
+                f"| {r.seed} | {r.service:.4f} | {r.reference:.4f} | {r.difference:+.4f} "
+                f"| {r.users:,} |"
+            )
+        lines += [
+            "",
+            f"Mean Δ over the seeds: **{ci.estimate:+.4f}** (95% t interval over seeds "
+            f"[{ci.low:+.4f}, {ci.high:+.4f}]).",
+        ]
+        return "\n".join(lines)
+
+
+def compare_seeds(
+    interactions: Interactions,
+    items: ItemMetadata,
+    service_model: ServiceModel,
+    random_report: SplitReport,
+    *,
+    seeds: Sequence[int] = SEEDS,
+    specs: Sequence[ModelSpec] = DEFAULT_SPECS,
+) -> SeedComparison:
+    """Seed 42 is read from the random split's report; every other seed is split, tuned and
+    scored here (EASE and the service's headline row only)."""
+    headline = next(r for r in random_report.results if r.headline)
+    ease = next(spec for spec in specs if spec.name == REFERENCE_MODEL)
+    rows = []
+    for seed in seeds:
+        if seed == SPLIT_SEED:
+            reference = random_report.result(REFERENCE_MODEL)
+            rows.append(
+                SeedRow(
+                    seed, headline.means.ndcg, reference.means.ndcg, len(headline.metrics.users)
+                )
+            )
+            continue
+        logger.info("seed %d", seed)
+        outer = stratified_split(interactions, TRAIN_RATIO, seed, name=f"random-{seed}")
+        inner = stratified_split(outer.train, TRAIN_RATIO, seed, name=f"random-{seed}-inner")
+        evaluator = SplitEvaluator(outer, K, once=True)
+        params, _, _, _ = _tune(ease, inner, SplitEvaluator(inner, K, once=False))
+        reference_metrics = evaluator.evaluate(
+            REFERENCE_MODEL, _recommend_fn(ease.build(**params).fit(outer.train))
+        )
+        answer = service_model(outer.train, items, inner)
+        fits = answer if isinstance(answer, list) else [answer]
+        served = next((f for f in fits if isinstance(f, ServiceFit) and f.headline), fits[0])
+        recommend_fn = served.recommend if isinstance(served, ServiceFit) else served
+        service_metrics = evaluator.evaluate(headline.name, recommend_fn)
+        rows.append(
+            SeedRow(
+                seed,
+                service_metrics.means().ndcg,
+                reference_metrics.means().ndcg,
+                len(evaluator.users),
+            )
+        )
+    return SeedComparison(headline.name, tuple(rows))
+
+
 def run_benchmark(
     service_model: ServiceModel | None = None,
     *,
@@ -579,32 +769,37 @@ def run_benchmark(
     cache_dir: Path | str | None = None,
     blas_threads: int = 1,
     n_resamples: int = N_RESAMPLES,
+    compare: Sequence[int] = SEEDS,
+    dataset: MovieLens100K | None = None,
 ) -> Report:
     """Fetch ML-100K, split, self-test (SAR), tune and score the baselines (and the service
-    model, when given) on each requested split; see the module docstring for the protocol."""
+    model, when given) on each requested split; see the module docstring for the protocol.
+    With another ``dataset`` (a smoke test: training/synthetic_data.py) there is no self-test,
+    no published row and no check of the split sizes."""
     unknown = set(splits) - set(SPLIT_NAMES)
     if unknown:
         raise ValueError(f"unknown splits {sorted(unknown)}; choose from {SPLIT_NAMES}")
     started = time.perf_counter()
     with threadpool_limits(limits=blas_threads):
-        dataset = load_movielens_100k(cache_dir)
+        movielens = dataset is None
+        if dataset is None:
+            dataset = load_movielens_100k(cache_dir)
         interactions = dataset.interactions
-        random_outer, random_inner = random_splits(interactions)
+        random_outer, random_inner = random_splits(interactions, movielens=movielens)
         random_evaluator = SplitEvaluator(random_outer, K, once=True, items=dataset.items)
-        logger.info("self-test: SAR on the random split")
-        self_test = run_self_test(random_outer, random_evaluator)
+        self_test = None
+        if movielens:
+            logger.info("self-test: SAR on the random split")
+            self_test = run_self_test(random_outer, random_evaluator)
         reports = []
         for name in splits:
+            make_splits, description = _SPLITS[name]
             if name == "random":
                 outer, inner = random_outer, random_inner
                 evaluator: SplitEvaluator | None = random_evaluator
-                description = "per-item stratified 75/25, seed 42"
-                published = PUBLISHED_RANDOM
             else:
-                outer, inner = time_splits(interactions)
+                outer, inner = make_splits(interactions)
                 evaluator = None
-                description = "each user's last 20% of interactions by timestamp"
-                published = ()
             reports.append(
                 evaluate_split(
                     outer,
@@ -616,15 +811,26 @@ def run_benchmark(
                     service_name=service_name,
                     evaluator=evaluator,
                     n_resamples=n_resamples,
-                    published=published,
+                    published=PUBLISHED_RANDOM if movielens and name == "random" else (),
                 )
             )
+        seeds = None
+        random_report = next((r for r in reports if r.name == "random"), None)
+        if service_model is not None and random_report is not None and len(compare) > 1:
+            seeds = compare_seeds(
+                interactions, dataset.items, service_model, random_report, seeds=compare
+            )
+    source = (
+        f"MovieLens-100K from recbole=={RECBOLE_VERSION} (ml-100k.inter, sha256-verified)"
+        if movielens
+        else "a synthetic data set (training/synthetic_data.py; a smoke test, not comparable "
+        "with published results)"
+    )
     data = (
-        f"MovieLens-100K from recbole=={RECBOLE_VERSION} (ml-100k.inter, sha256-verified): "
-        f"{len(interactions):,} interactions, {interactions.n_users:,} users, "
+        f"{source}: {len(interactions):,} interactions, {interactions.n_users:,} users, "
         f"{interactions.n_items:,} items; top {K}, all unseen items ranked"
     )
-    return Report(self_test, tuple(reports), time.perf_counter() - started, data)
+    return Report(self_test, tuple(reports), time.perf_counter() - started, data, seeds)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -365,3 +365,21 @@ def time_split(interactions: Interactions, test_fraction: float = 0.2, name: str
     user_counts = counts[interactions.users]
     in_test = rank > user_counts - np.round(test_fraction * user_counts)
     return Split(name, interactions.take(~in_test), interactions.take(in_test))
+
+
+def global_time_split(
+    interactions: Interactions, quantile: float = 0.8, name: str = "global-time"
+) -> Split:
+    """One cut-off for everybody at the ``quantile`` of all timestamps: train is every row at or
+    before it; test is the rows after it of users with at least one train row, on items seen in
+    train (a model cannot rank an item it never saw; such rows are dropped, not counted as
+    misses). Forward in time for every user at once, unlike ``time_split``."""
+    if not 0.0 < quantile < 1.0:
+        raise ValueError("quantile must be in (0, 1)")
+    cut = np.quantile(interactions.timestamps, quantile, method="lower")
+    before = interactions.timestamps <= cut
+    train = interactions.take(before)
+    known_users = np.bincount(train.users, minlength=interactions.n_users) > 0
+    known_items = np.bincount(train.items, minlength=interactions.n_items) > 0
+    after = ~before & known_users[interactions.users] & known_items[interactions.items]
+    return Split(name, train, interactions.take(after))

@@ -25,7 +25,7 @@ from interaction_recommender.model.catalog_view import build_catalog_view
 from interaction_recommender.model.context import Context
 from interaction_recommender.model.engine import EngineSettings, recommend
 from interaction_recommender.model.labels import LabelWeights
-from interaction_recommender.training.benchmark import ServiceFit
+from interaction_recommender.training.benchmark import UNCALIBRATED_ROW, ServiceFit
 from interaction_recommender.training.dataset import features_by_user, training_data
 from interaction_recommender.training.fit import FitConfig, ease_weights, fit_model, tune
 from interaction_recommender.training.metrics import ranking_metrics
@@ -103,7 +103,7 @@ def service_model(
                 recommend=recommender(plain),
                 configs_tuned=params.configs_tried,
                 params=params.as_dict(),
-                name="service, λ = 0 (no calibration)",
+                name=UNCALIBRATED_ROW,
             ),
             weighted,
         ]
