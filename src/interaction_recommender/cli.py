@@ -199,19 +199,21 @@ def evaluate(
         dataset=synthetic_dataset() if dataset is Dataset.SYNTHETIC else None,
         compare=SEEDS if seeds is None else [int(x) for x in seeds.split(",")],
     )
-    table = report.to_markdown(_provenance())
+    command = ["recommender", "evaluate", "--dataset", dataset.value]
+    command += ["--seeds", seeds] if seeds is not None else []
+    command += ["--write", str(write)] if write is not None else []
+    table = report.to_markdown(_provenance(command))
     typer.echo(table)
     if write is not None:
         _replace_section(write, "quality", table)
 
 
-def _provenance() -> list[str]:
+def _provenance(command: list[str]) -> list[str]:
     """Date, commit, machine and command of this run, for a benchmark block."""
     import platform
     import shlex
     import shutil
     import subprocess
-    import sys
 
     git = shutil.which("git")
     try:
@@ -238,12 +240,11 @@ def _provenance() -> list[str]:
         if Path("/proc/cpuinfo").exists()
         else platform.processor() or "unknown CPU"
     )
-    command = shlex.join(["recommender", *sys.argv[1:]])
     return [
         f"Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
         f"Commit: {commit}",
         f"Machine: {os.cpu_count()} CPUs, {cpu}; Python {platform.python_version()}",
-        f"Command: `{command}`",
+        f"Command: `{shlex.join(command)}`",
     ]
 
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
+from interaction_recommender.cli import app
 from interaction_recommender.training.baselines import (
     ALS,
     EASE,
@@ -39,6 +42,7 @@ from interaction_recommender.training.movielens import (
     ItemMetadata,
     Split,
     build_dataset,
+    global_time_split,
     parse_inter,
     stratified_split,
     time_split,
@@ -460,7 +464,7 @@ def test_the_service_benchmark_path_never_sees_the_test_rows() -> None:
             metadata,
             description="two clusters",
             specs=(ModelSpec("EASE", EASE, ({"l2": 10.0},)),),
-            service_model=lambda t, i, s: fitted,
+            service_model=lambda t, i, s, fitted=fitted: fitted,
             n_resamples=50,
         )
         # the default configuration leads the table, whatever its score
@@ -468,3 +472,49 @@ def test_the_service_benchmark_path_never_sees_the_test_rows() -> None:
         first_row = lines[next(i for i, x in enumerate(lines) if x.startswith("|---")) + 1]
         assert first_row.startswith("| **service (default, λ = ")
     assert lists[0] == lists[1]
+
+
+def test_global_time_split_cuts_everybody_at_one_instant() -> None:
+    # user 0: t 1..5; user 1: t 6..10 (only after the cut); user 2: t 3, 9 on item 5 (new)
+    data = make_interactions(
+        [0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 2, 2],
+        [0, 1, 2, 3, 4, 0, 1, 2, 3, 4, 0, 5],
+        timestamps=[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 3, 9],
+    )
+    split = global_time_split(data, 0.5)
+
+    cut = 5  # the lower 50% quantile of the 12 timestamps
+    assert split.train.timestamps.max() <= cut
+    assert len(split.train) == 6
+    # after the cut: user 1 has no train row, user 2's row is on an item unseen in train
+    assert len(split.test) == 0
+    later = global_time_split(data, 0.75)
+    assert set(later.test.users.tolist()) == {1}  # user 1 now has rows on both sides
+    assert (later.test.timestamps > later.train.timestamps.max()).all()
+
+
+def test_evaluate_writes_a_generated_quality_block_on_synthetic_data(tmp_path: Path) -> None:
+    target = tmp_path / "benchmarks.md"
+    target.write_text("# Benchmarks\n\nkept text\n")
+
+    result = CliRunner().invoke(
+        app, ["evaluate", "--dataset", "synthetic", "--seeds", "42,7", "--write", str(target)]
+    )
+
+    assert result.exit_code == 0, result.output
+    text = target.read_text()
+    assert text.startswith("# Benchmarks\n\nkept text\n")
+    block = text[
+        text.index("<!-- bench:quality:start -->") : text.index("<!-- bench:quality:end -->")
+    ]
+    for expected in ("- Date: ", "- Commit: ", "- Machine: ", "- Command: `recommender evaluate"):
+        assert expected in block
+    assert "### Headline (generated)" in block
+    assert "### Split `global-time`" in block
+    assert "| 42 |" in block and "| 7 |" in block  # the seeds table
+    assert "Self-test" not in block and "published" not in block.replace(
+        "not comparable with published", ""
+    )
+    tables = [line for line in block.splitlines() if line.startswith("| ")]
+    heads = [i for i, line in enumerate(tables) if line.startswith("| model |")]
+    assert all(tables[i + 1].startswith("| **service (default") for i in heads)
