@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from interaction_recommender.demo.events import world_catalog, world_events
 from interaction_recommender.demo.world import generate_world
 from interaction_recommender.training.fit import FitConfig
@@ -23,6 +25,11 @@ def test_training_on_a_synthetic_world_beats_popularity_on_the_later_events() ->
     assert 0.0 <= metrics["ndcg"] <= 1.0
     # The planted tastes were learnt: better than the most popular movies on what came later.
     assert metrics["ndcg"] > metrics["popularityNdcg"] + 0.01
+    # EASE alone (its l2 tuned on the same inner split) on the same users, paired
+    assert 0.0 <= metrics["easeNdcg"] <= 1.0
+    delta = metrics["ndcgMinusEase"]
+    assert delta["low"] <= delta["mean"] <= delta["high"]
+    assert delta["mean"] == pytest.approx(metrics["ndcg"] - metrics["easeNdcg"], abs=2e-4)
     model = result.model
     assert model.version == "test"
     assert model.info["events"] == len(events)
