@@ -434,10 +434,16 @@ def generate_world(
     users: int = 3000,
     days: int = 90,
     end: datetime = DEFAULT_END,
+    activity: float = 1.0,
+    popularity_skew: float = 1.0,
 ) -> World:
     """A deterministic demo world: the same arguments always give the same world.
 
-    Every event's clientTimestamp lies in (end - days, end]."""
+    Every event's clientTimestamp lies in (end - days, end]. ``activity`` scales every user's
+    sessions (0.25: a quarter of the density); ``popularity_skew`` is the exponent s of the
+    movies' Zipf-like popularity 1 / rank^s (1.3: more concentrated on the head)."""
+    if activity <= 0 or popularity_skew <= 0:
+        raise ValueError("activity and popularity_skew must be positive")
     if movies < 1 or users < 0 or days < 1:
         raise ValueError("movies and days must be at least 1, users at least 0")
     if end.tzinfo is None or end.utcoffset() is None:
@@ -451,7 +457,14 @@ def generate_world(
     try:
         catalog = _make_movies(Random(f"demo-world/{seed}/movies"), movies, end.astimezone(UTC))
         people = _make_users(Random(f"demo-world/{seed}/users"), users)
-        simulation = _Simulation(Random(f"demo-world/{seed}/events"), catalog, start_ms, end_ms)
+        simulation = _Simulation(
+            Random(f"demo-world/{seed}/events"),
+            catalog,
+            start_ms,
+            end_ms,
+            activity=activity,
+            popularity_skew=popularity_skew,
+        )
         events = simulation.run(people, days)
     finally:
         if collecting:
@@ -708,8 +721,18 @@ class _UserState:
 
 
 class _Simulation:
-    def __init__(self, rng: Random, movies: list[_Movie], start_ms: int, end_ms: int) -> None:
+    def __init__(
+        self,
+        rng: Random,
+        movies: list[_Movie],
+        start_ms: int,
+        end_ms: int,
+        *,
+        activity: float = 1.0,
+        popularity_skew: float = 1.0,
+    ) -> None:
         self.rng = rng
+        self.activity = activity
         self.movies = movies
         self.start_ms = start_ms
         self.end_ms = end_ms
@@ -719,7 +742,7 @@ class _Simulation:
         order = sorted(range(len(movies)), key=lambda i: -(movies[i].appeal + rng.gauss(0, 0.6)))
         popularity = [0.0] * len(movies)
         for rank, index in enumerate(order):
-            popularity[index] = 1.0 / (rank + 1)
+            popularity[index] = 1.0 / (rank + 1) ** popularity_skew
         self.all_cum = _cumulative(popularity)
         self.genre_movies: dict[str, list[int]] = {g: [] for g in GENRES}
         for index, movie in enumerate(movies):
@@ -753,7 +776,8 @@ class _Simulation:
             first = self.start_ms + int(rng.random() * (window - length))
             last = first + length
         share = (last - first) / window
-        sessions = max(1, round(user.activity * days / 30 * share * rng.uniform(0.75, 1.25)))
+        expected = user.activity * self.activity * days / 30 * share
+        sessions = max(1, round(expected * rng.uniform(0.75, 1.25)))
         starts = sorted(self._start_time(first, last) for _ in range(sessions))
         cursor = first
         for start in starts:
