@@ -6,7 +6,12 @@ from datetime import UTC, datetime
 
 import pytest
 
-from interaction_recommender.demo.replay import Audience, position_bias, taste_match
+from interaction_recommender.demo.replay import (
+    Audience,
+    ReactionModel,
+    position_bias,
+    taste_match,
+)
 from interaction_recommender.demo.world import DemoUser, World, generate_world
 from interaction_recommender.events.schemas import NewEvent, parse_batch_item
 
@@ -30,14 +35,27 @@ def _split(world: World, user: DemoUser) -> tuple[list[str], list[str]]:
     return on, off
 
 
-def _clicks(audience: Audience, user: DemoUser, movie: str, position: int, n: int = 600) -> int:
+def _clicks(
+    audience: Audience,
+    user: DemoUser,
+    movie: str,
+    position: int,
+    n: int = 4000,
+    shown_before: int = 0,
+) -> int:
     """Clicks on ``movie`` shown alone at ``position`` (filler that nobody clicks above it)."""
     count = 0
     for visit in range(n):
         shown = ["no-such-movie"] * (position - 1) + [movie]
-        reaction = audience.react(user, shown, AT, f"visit-{visit}")
+        before = {movie: shown_before}
+        reaction = audience.react(user, shown, AT, f"visit-{visit}", before)
         count += reaction.movie_id == movie
     return count
+
+
+def _within_binomial(count: int, n: int, p: float) -> bool:
+    """``count`` of ``n`` draws agrees with chance ``p`` (four standard deviations)."""
+    return abs(count - n * p) <= 4 * (n * p * (1 - p)) ** 0.5 + 1
 
 
 def test_position_bias_falls_with_position() -> None:
@@ -52,12 +70,39 @@ def test_on_taste_movies_are_clicked_far_more_than_off_taste_ones(world: World) 
     user = next(u for u in world.users if len(u.favourite_genres) == 1)
     on, off = _split(world, user)
     audience = Audience(world, seed=1)
+    on_chance = audience.click_chance(user, on[0], 1)
+    off_chance = audience.click_chance(user, off[0], 1)
 
     on_clicks = _clicks(audience, user, on[0], 1)
-    off_clicks = _clicks(audience, user, off[0], 1)
 
-    assert on_clicks > 5 * max(off_clicks, 1)
-    assert 0.4 < on_clicks / 600 < 0.6  # click_on_taste at position 1
+    assert _within_binomial(on_clicks, 4000, on_chance)  # the draws follow the stated chance
+    assert on_chance > 5 * off_chance
+    model = ReactionModel()
+    assert on_chance <= model.click_on_taste * (1 + model.popularity_pull / 2)  # a plausible CTR
+
+
+def test_popular_movies_draw_more_clicks_at_equal_taste(world: World) -> None:
+    user = next(u for u in world.users if len(u.favourite_genres) == 1)
+    on, _ = _split(world, user)
+    audience = Audience(world, seed=1)
+    chances = sorted(audience.click_chance(user, movie, 1) for movie in on)
+    assert chances[-1] > 1.5 * chances[0]  # the most and the least watched of the user's taste
+
+
+def test_a_movie_shown_before_is_clicked_less(world: World) -> None:
+    user = next(u for u in world.users if len(u.favourite_genres) == 1)
+    on, _ = _split(world, user)
+    audience = Audience(world, seed=1)
+
+    fresh = _clicks(audience, user, on[0], 1)
+    twice_seen = _clicks(audience, user, on[0], 1, shown_before=2)
+
+    fatigue = ReactionModel().repeat_fatigue
+    assert audience.click_chance(user, on[0], 1, 2) == pytest.approx(
+        fatigue**2 * audience.click_chance(user, on[0], 1)
+    )
+    assert twice_seen < fresh
+    assert _within_binomial(twice_seen, 4000, audience.click_chance(user, on[0], 1, 2))
 
 
 def test_the_same_movie_is_clicked_less_further_down(world: World) -> None:
