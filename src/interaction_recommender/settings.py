@@ -213,10 +213,10 @@ class Settings(BaseSettings):
     label_favorite: float = Field(default=1.0, description="A favorite added.")
     label_unfavorite: float = Field(default=-0.5, description="A favorite removed.")
     label_ignored_twice: float = Field(
-        default=-0.1,
+        default=0.0,
         le=0.0,
         description="Training only: a movie shown twice and ignored (from the impression log); "
-        "0 turns it off (docs/recommendations.md, training with impressions).",
+        "0 (the default) turns it off (docs/recommendations.md, training with impressions).",
     )
     ease_max_items: int = Field(
         default=5000, ge=0, description="EASE (dense items x items) up to this many movies."

@@ -208,9 +208,10 @@ def test_weak_negatives_pull_down_the_ease_weight_to_the_ignored_movie() -> None
     assert with_negatives < without
 
 
-def test_the_default_weight_is_the_measured_weak_negative() -> None:
-    assert LabelWeights().ignored_twice == -0.1
-    assert LabelWeights.from_settings(Settings()).ignored_twice == -0.1
+def test_weak_negatives_are_off_by_default_since_the_confirmation_withdrew_them() -> None:
+    # bench/feedback_replay.py on fresh seeds did not confirm -0.1 (docs/recommendations.md)
+    assert LabelWeights().ignored_twice == 0.0
+    assert LabelWeights.from_settings(Settings()).ignored_twice == 0.0
 
 
 def test_train_model_takes_impressions_only_when_the_weight_is_set() -> None:

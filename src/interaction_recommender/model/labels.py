@@ -47,11 +47,12 @@ class LabelWeights:
     favorite: float = 1.0
     unfavorite: float = -0.5
     """A favorite removed."""
-    ignored_twice: float = -0.1
+    ignored_twice: float = 0.0
     """Training only: a movie shown to the user in at least two impressions and never touched
-    at or after them (training/impressions.py), when it has no other label; 0 turns it off.
-    -0.1: the weight that passed the replay benchmark (docs/benchmarks.md, "Feedback replay");
-    -0.3 lowered offline nDCG and -1 lowered everything, so keep it small."""
+    at or after them (training/impressions.py), when it has no other label; 0 (the default)
+    turns it off. -0.1 was the default until fresh seeds with a plausible audience withdrew it
+    (docs/recommendations.md, "Training with impressions"; docs/benchmarks.md, "Feedback
+    replay")."""
 
     def as_dict(self) -> dict[str, float]:
         return asdict(self)
