@@ -80,6 +80,20 @@ def test_watched_movies_never_come_back(world: PlantedWorld, model: RecommenderM
         assert len({p.movie_id for p in picks}) == len(picks)  # no duplicates
 
 
+def test_a_started_movie_is_not_recommended_again(
+    world: PlantedWorld, model: RecommenderModel
+) -> None:
+    user = next(iter(world.users))
+    by_id = {m.movie_id: m for m in world.catalog}
+    events = [e for e in world.events if e.user_id == user]
+    top = _run(world, model, _features(world, user))[0].movie_id
+    started = completed_watch(user, top, 100_000, END - timedelta(hours=1))
+    started.metadata["progressPercent"] = 50.0  # paused halfway: "continue watching", not new
+    features = build_features(user, [(e, by_id.get(e.movie_id)) for e in [*events, started]])
+
+    assert top not in {p.movie_id for p in _run(world, model, features, k=40)}
+
+
 def test_similar_returns_the_planted_twin_first(
     world: PlantedWorld, model: RecommenderModel
 ) -> None:

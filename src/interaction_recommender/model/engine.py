@@ -289,7 +289,7 @@ class _UserState:
     """Model item indices the user liked, strongest last."""
     weights: Floats
     excluded: npt.NDArray[np.bool_]
-    """Watched to completion, rated or disliked: never recommended."""
+    """Started (any progress), watched to completion, rated or disliked: never recommended."""
     taste: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
     """View positions of every movie with a positive label (the model's or not)."""
     taste_weights: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(0, np.float64))
@@ -305,6 +305,9 @@ class _UserState:
         positions = view.positions(profile.movies)
         known = positions >= 0
         done = ((profile.flags & (SEEN | COMPLETED)) > 0) | ~np.isnan(profile.rating)
+        # Started, at any progress: resuming it is a "continue watching" row's job, and a
+        # recommendation slot spent on it was measured to cost nDCG (bench/worlds.py).
+        done |= ~np.isnan(profile.progress)
         done |= labels < 0  # NaN compares False: unlabelled movies are not excluded by it
         excluded[positions[done & known]] = True
         positive = (labels > 0) & known
