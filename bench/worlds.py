@@ -160,7 +160,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--users", type=int, default=3000)
     parser.add_argument("--movies", type=int, default=400)
     parser.add_argument("--days", type=int, default=90)
-    parser.add_argument("--seed", type=int, default=11)
+    # Seed 11 found the engine change of 2026-12-07 (started movies excluded); the reported
+    # runs use another seed, so that a decision is not judged on the data it was made on.
+    parser.add_argument("--seed", type=int, default=12)
     parser.add_argument("--write", type=Path, help="Markdown file to update (docs/benchmarks.md).")
     add_store_args(parser)
     return parser.parse_args(argv)
