@@ -4,7 +4,7 @@
       the model's ALS index, the history's neighbours, popular and trending, new releases, the
       user's genres, search matches for `search`; the anchor's neighbours and genre for
       `similar`/`detail`)
-      -> filters (watched to completion, rated, disliked, unavailable, the anchor movie)
+      -> filters (started, watched to completion, rated, disliked, unavailable, the anchor)
       -> one FEATURE_NAMES row per candidate, standardised with the model's fixed statistics
       -> scoring: the ranker over those rows
       -> `home`: calibrated re-ranking of the best candidates to the user's genre distribution
