@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
@@ -11,6 +13,9 @@ from interaction_recommender.model.calibration import (
     miscalibration,
     split_genres,
 )
+from interaction_recommender.model.engine import EngineSettings
+from interaction_recommender.settings import Settings
+from interaction_recommender.training.fit import choose_lambda
 
 
 def _objective(
@@ -100,3 +105,19 @@ def test_a_movie_without_genres_counts_as_the_catalog() -> None:
     catalog = np.array([0.25, 0.75])
     rows = split_genres(np.array([[0, 0], [1, 1], [1, 0]], dtype=np.float32), catalog)
     assert rows.tolist() == [[0.25, 0.75], [0.5, 0.5], [1.0, 0.0]]
+
+
+def test_the_strength_served_follows_the_settings_then_the_model() -> None:
+    model = SimpleNamespace(calibration_lambda=0.7)
+    assert EngineSettings().calibration_for(model) == 0.7  # type: ignore[arg-type]
+    assert EngineSettings(calibration_lambda=0.2).calibration_for(model) == 0.2  # type: ignore[arg-type]
+    assert EngineSettings(diversity=False).calibration_for(model) == 0.0  # type: ignore[arg-type]
+    from_env = EngineSettings.from_settings(Settings(calibration_lambda=0.3, database_url=None))
+    assert from_env.calibration_for(model) == 0.3  # type: ignore[arg-type]
+
+
+def test_lambda_is_the_largest_within_the_tolerance_of_no_calibration() -> None:
+    ndcg = {0.0: 0.300, 0.2: 0.304, 0.5: 0.296, 0.8: 0.294, 0.9: 0.310}
+    assert choose_lambda(ndcg, 0.005) == 0.9  # not monotone: the largest that qualifies
+    assert choose_lambda({0.0: 0.3, 0.5: 0.29}, 0.005) == 0.0
+    assert choose_lambda({}, 0.005) == 0.0  # not tuned: the ranker's order
