@@ -679,10 +679,6 @@ class SeedComparison:
     rows: tuple[SeedRow, ...]
 
     @property
-    def mean_difference(self) -> float:
-        return float(np.mean([r.difference for r in self.rows]))
-
-    @property
     def interval(self) -> Interval:
         differences = np.array([r.difference for r in self.rows])
         low, high = stats.ttest_1samp(differences, 0.0).confidence_interval(0.95)
