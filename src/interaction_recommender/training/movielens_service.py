@@ -25,6 +25,7 @@ from interaction_recommender.model.catalog_view import build_catalog_view
 from interaction_recommender.model.context import Context
 from interaction_recommender.model.engine import EngineSettings, recommend
 from interaction_recommender.model.labels import LabelWeights
+from interaction_recommender.training.baselines import top_k
 from interaction_recommender.training.benchmark import UNCALIBRATED_ROW, ServiceFit
 from interaction_recommender.training.dataset import features_by_user, training_data
 from interaction_recommender.training.fit import FitConfig, ease_weights, fit_model, tune
@@ -133,7 +134,7 @@ def _weighted_ease(
     seen = (inner[rows] > 0).toarray()
     scores = {}
     for l2 in grid:
-        top = _top_unseen(inner[rows] @ ease_weights(inner, l2), seen, 10)
+        top = top_k(np.asarray(inner[rows] @ ease_weights(inner, l2)), 10, exclude=seen)
         scores[l2] = float(ranking_metrics(top, relevant[rows], 10).means().ndcg)
     best = max(scores, key=lambda l2: (scores[l2], -l2))
     matrix = _label_matrix(features, item_ids, user_ids, labels)
@@ -142,7 +143,8 @@ def _weighted_ease(
 
     def recommend_for(users: np.ndarray, k: int, /) -> np.ndarray:
         chosen = matrix[users]
-        return _top_unseen(chosen @ weights, (chosen > 0).toarray(), k)
+        top: np.ndarray = top_k(np.asarray(chosen @ weights), k, exclude=(chosen > 0).toarray())
+        return top
 
     return ServiceFit(
         recommend=recommend_for,
@@ -169,12 +171,6 @@ def _label_matrix(
         ]
     ).tocsr()
     return full[:, column].tocsr()
-
-
-def _top_unseen(scores: np.ndarray, seen: np.ndarray, k: int) -> np.ndarray:
-    scores = np.where(seen, -np.inf, np.asarray(scores))
-    top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
-    return np.where(np.take_along_axis(scores, top, axis=1) > -np.inf, top, -1).astype(np.int64)
 
 
 def _movie(movie_id: UUID, items: ItemMetadata, i: int) -> CatalogMovie:

@@ -31,6 +31,7 @@ from interaction_recommender.model.catalog_view import CatalogView, build_catalo
 from interaction_recommender.model.context import Context
 from interaction_recommender.model.engine import EngineSettings, recommend
 from interaction_recommender.model.labels import LabelWeights, user_labels
+from interaction_recommender.training.baselines import top_k
 from interaction_recommender.training.dataset import (
     features_by_user,
     holdout_split,
@@ -185,15 +186,12 @@ def _ease_top(
     assert model.ease is not None
     liked = [view.index[m] for m, w in user_labels(user, model.labels).items() if w > 0]
     liked = [i for i in liked if i < model.n_items]
-    top = np.full(k, -1, dtype=np.int64)
     if not liked:
-        return top
+        return np.full(k, -1, dtype=np.int64)
+    excluded = ~view.available[: model.n_items]
+    excluded[[i for i in seen if i < model.n_items]] = True
     scores = model.ease[liked].sum(axis=0)
-    scores[[i for i in seen if i < model.n_items]] = -np.inf
-    scores[~view.available[: model.n_items]] = -np.inf
-    order = np.argsort(-scores, kind="stable")[:k]
-    order = order[np.isfinite(scores[order])]
-    top[: order.size] = order
+    top: npt.NDArray[np.int64] = top_k(scores[None, :], k, exclude=excluded[None, :])[0]
     return top
 
 
