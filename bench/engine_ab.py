@@ -20,13 +20,12 @@ import re
 import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import ROOT, Run, close_section, markers, publish
+from report import ROOT, Run, close_section, export_tree, markers, publish
 
 START_MARKER, END_MARKER = markers("engine-ab")
 _ROW = re.compile(
@@ -51,19 +50,6 @@ def parse(table: str) -> dict[tuple[str, str, str], tuple[float, float]]:
             key = (match["size"], match["model"], match["context"])
             rows[key] = (float(match["p50"].replace(",", "")), float(match["p99"].replace(",", "")))
     return rows
-
-
-def export(revision: str, folder: Path) -> Path:
-    """The base commit's src/ and bench/ under ``folder``."""
-    archive = folder / "base.tar"
-    subprocess.run(
-        ["git", "archive", "--format=tar", f"--output={archive}", revision, "src", "bench"],
-        cwd=ROOT,
-        check=True,
-    )
-    with tarfile.open(archive) as tar:
-        tar.extractall(folder / "base", filter="data")
-    return folder / "base"
 
 
 def run_engine(tree: Path, engine_args: list[str]) -> str:
@@ -140,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     run = Run.of("bench/engine_ab.py", argv)
     results: dict[str, dict[tuple[str, str, str], Side]] = {"base": {}, "head": {}}
     with tempfile.TemporaryDirectory() as folder:
-        trees = {"base": export(args.base, Path(folder)), "head": ROOT}
+        trees = {"base": export_tree(args.base, Path(folder), ("src", "bench")), "head": ROOT}
         for index in range(args.runs):
             for side in ("base", "head"):
                 print(f"[bench] run {index + 1}/{args.runs}: {side}", file=sys.stderr)

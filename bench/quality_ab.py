@@ -5,11 +5,11 @@ paired difference in nDCG@10, per user, with its interval.
 
 Each side runs in its own process with its own code (`git archive` of the base commit's src/,
 and this checkout): the benchmark's random split (per-item stratified 75/25, seed 42) and its
-inner split, the service's real path with the production settings (`service_model` with
-diversity on: tuning on the inner split only, the fit, an artifact written and loaded back, the
-engine with context `home`, k = 10), scored once on the test split. The per-user nDCG@10 of
-both sides are then paired (same users) and the difference bootstrapped over users
-(`training.metrics.paired_difference`, 1,000 resamples).
+inner split, the service's real path with the production settings (`service_model`'s headline
+row, or before issue 15 its row with diversity on: tuning on the inner split only, the fit, an
+artifact written and loaded back, the engine with context `home`, k = 10), scored once on the
+test split. The per-user nDCG@10 of both sides are then paired (same users) and the difference
+bootstrapped over users (`training.metrics.paired_difference`, 1,000 resamples).
 """
 
 from __future__ import annotations
@@ -18,14 +18,13 @@ import argparse
 import os
 import subprocess
 import sys
-import tarfile
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import ROOT, Run, close_section, markers, publish
+from report import ROOT, Run, close_section, export_tree, markers, publish
 
 from interaction_recommender.training.metrics import bootstrap_interval, paired_difference
 
@@ -33,6 +32,7 @@ START_MARKER, END_MARKER = markers("quality-ab")
 
 # Run by each side's own code: its per-user nDCG@10 on the random split's test part.
 _SIDE = """
+import inspect
 import sys
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -43,7 +43,12 @@ from interaction_recommender.training.movielens_service import service_model
 with threadpool_limits(1):
     data = load_movielens_100k()
     outer, inner = random_splits(data.interactions)
-    (fitted,) = service_model(diversity=(True,))(outer.train, data.items, inner)
+    if "diversity" in inspect.signature(service_model).parameters:
+        # Before issue 15: one row per diversity setting; the production default had it on.
+        (fitted,) = service_model(diversity=(True,))(outer.train, data.items, inner)
+    else:
+        # Since issue 15 the first row is `recommender serve`'s default configuration.
+        fitted = service_model()(outer.train, data.items, inner)[0]
     metrics = SplitEvaluator(outer, K, once=True).evaluate("service", fitted.recommend)
 np.savez(sys.argv[1], users=metrics.users, ndcg=metrics.ndcg)
 """
@@ -58,18 +63,6 @@ def run_side(tree: Path, out: Path) -> tuple[np.ndarray, np.ndarray]:
         return saved["users"], saved["ndcg"]
 
 
-def export(revision: str, folder: Path) -> Path:
-    archive = folder / "base.tar"
-    subprocess.run(
-        ["git", "archive", "--format=tar", f"--output={archive}", revision, "src"],
-        cwd=ROOT,
-        check=True,
-    )
-    with tarfile.open(archive) as tar:
-        tar.extractall(folder / "base", filter="data")
-    return folder / "base"
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--base", default="v0.1.0")
@@ -77,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     run = Run.of("bench/quality_ab.py", argv)
     with tempfile.TemporaryDirectory() as folder:
-        base_tree = export(args.base, Path(folder))
+        base_tree = export_tree(args.base, Path(folder), ("src",))
         print(f"[bench] base {args.base}", file=sys.stderr)
         base_users, base = run_side(base_tree, Path(folder) / "base.npz")
         print("[bench] head", file=sys.stderr)

@@ -16,6 +16,7 @@ import re
 import shlex
 import subprocess
 import sys
+import tarfile
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -178,6 +179,32 @@ def git_commit() -> str:
     if git("diff", "--quiet", "HEAD", "--", "src").returncode != 0:
         commit += " (+ uncommitted changes in src/)"
     return commit
+
+
+RELEASES = {"v0.1.0": "af8b24d4ab1534ccb736e5f5ccdf9726e32ccd94"}
+"""The release tags the A/B scripts compare with, for clones that carry no tags."""
+
+
+def export_tree(revision: str, folder: Path, paths: Sequence[str]) -> Path:
+    """``paths`` of ``revision`` (a commit, or a tag of RELEASES even in a clone without tags)
+    exported under ``folder``/base, for a benchmark that runs an earlier commit's own code."""
+    known = subprocess.run(
+        ["git", "rev-parse", "--verify", "--quiet", f"{revision}^{{commit}}"],
+        cwd=ROOT,
+        capture_output=True,
+        check=False,
+    )
+    if known.returncode != 0 and revision in RELEASES:
+        revision = RELEASES[revision]
+    archive = folder / "base.tar"
+    subprocess.run(
+        ["git", "archive", "--format=tar", f"--output={archive}", revision, *paths],
+        cwd=ROOT,
+        check=True,
+    )
+    with tarfile.open(archive) as tar:
+        tar.extractall(folder / "base", filter="data")
+    return folder / "base"
 
 
 # --------------------------------------------------------------------------------------------
