@@ -68,7 +68,7 @@ def migrate() -> None:
     async def _run() -> None:
         database = Database(settings)
         try:
-            await run_migrations(database.engine)
+            await run_migrations(database)
         finally:
             await database.dispose()
 
@@ -122,9 +122,15 @@ def train(
         Path | None,
         typer.Option(help="A world from `demo generate` instead of the database's events."),
     ] = None,
+    lock_wait_s: Annotated[
+        float,
+        typer.Option(help="How long to wait for another trainer (the worker's) to finish."),
+    ] = 600.0,
 ) -> None:
     """Train on the stored events (or a world file), evaluate on a time-ordered holdout, and
-    write the artifact to MODEL_PATH (the previous one is kept for rollback)."""
+    write the artifact to MODEL_PATH (the previous one is kept for rollback). From the stored
+    events it holds the trainer lock, as the worker's scheduled training does: one trainer at
+    a time; exit code 75 when another one kept it past --lock-wait-s."""
     from interaction_recommender.training.job import TrainingInput
 
     settings = Settings()
@@ -134,10 +140,9 @@ def train(
         from interaction_recommender.demo.world import read_world
 
         world = read_world(events_file)  # a world file has no impression log
-        data = TrainingInput(world_events(world), world_catalog(world))
+        _train_and_save(settings, TrainingInput(world_events(world), world_catalog(world)))
     else:
-        data = asyncio.run(_stored_training_input(settings))
-    _train_and_save(settings, data)
+        asyncio.run(_train_stored(settings, lock_wait_s=lock_wait_s))
 
 
 @app.command("create-sample-model")
@@ -271,13 +276,19 @@ def _train_and_save(settings: Settings, data: TrainingInput) -> None:
     )
 
 
-async def _stored_training_input(settings: Settings) -> TrainingInput:
+async def _train_stored(settings: Settings, *, lock_wait_s: float) -> None:
     from interaction_recommender.storage import Database
+    from interaction_recommender.storage.locks import TRAINER_LOCK, try_session_lock
     from interaction_recommender.training.job import stored_training_input
 
     database = Database(settings)
     try:
-        return await stored_training_input(settings, database)
+        async with try_session_lock(database, TRAINER_LOCK, wait_s=lock_wait_s) as mine:
+            if not mine:
+                typer.echo(f"another trainer held the trainer lock for {lock_wait_s:g} s", err=True)
+                raise typer.Exit(75)  # EX_TEMPFAIL: try again later
+            data = await stored_training_input(settings, database)
+            await asyncio.to_thread(_train_and_save, settings, data)
     finally:
         await database.dispose()
 
@@ -337,7 +348,7 @@ def model_upgrade() -> None:
         f"{FEATURE_SEMANTICS}: training a new one",
         err=True,
     )
-    _train_and_save(settings, asyncio.run(_stored_training_input(settings)))
+    asyncio.run(_train_stored(settings, lock_wait_s=600.0))
 
 
 catalog_app = typer.Typer(no_args_is_help=True, help="The movie catalog.")
@@ -475,7 +486,7 @@ def demo_load(path: Annotated[Path, typer.Argument(help="A file from `demo gener
         database = Database(settings)
         try:
             if settings.migrate_on_start:
-                await run_migrations(database.engine)
+                await run_migrations(database)
             topics = Topics.with_prefix(settings.kafka_topic_prefix)
             return await load_world(
                 world,

@@ -87,7 +87,7 @@ async def build_runtime(
     database = Database(settings)
     stack.push_async_callback(database.dispose)
     if settings.migrate_on_start:
-        await migrate(database.engine)
+        await migrate(database)
 
     topics = Topics.with_prefix(settings.kafka_topic_prefix)
     bus = build_bus(settings)

@@ -93,7 +93,7 @@ async def test_not_ready_until_migrations_are_applied(
         before = await service.client.get("/health/ready")
         database = Database(settings)
         try:
-            await migrate(database.engine)
+            await migrate(database)
         finally:
             await database.dispose()
         after = await service.client.get("/health/ready")

@@ -21,7 +21,7 @@ from tests.fixtures.services import KafkaBroker
 
 async def _database(tmp_path: Path) -> Database:
     database = Database(embedded_settings(tmp_path))
-    await migrate(database.engine)
+    await migrate(database)
     return database
 
 

@@ -22,7 +22,7 @@ from tests.fixtures.app import embedded_settings
 @pytest.fixture
 async def database(tmp_path: Path) -> Database:
     database = Database(embedded_settings(tmp_path))
-    await migrate(database.engine)
+    await migrate(database)
     yield database  # type: ignore[misc]
     await database.dispose()
 

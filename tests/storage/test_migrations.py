@@ -8,6 +8,7 @@ from pathlib import Path
 from sqlalchemy import inspect
 
 from interaction_recommender.storage import Database, head_revision, migrate
+from interaction_recommender.storage.locks import MIGRATIONS_LOCK, try_session_lock
 from interaction_recommender.storage.migrate import current_revision
 from tests.fixtures.app import embedded_settings
 from tests.fixtures.services import pg_base_url
@@ -22,7 +23,7 @@ async def test_two_concurrent_migrations_on_postgres(tmp_path: Path, pg_schema: 
     settings = embedded_settings(tmp_path, database_url=pg_base_url(), database_schema=pg_schema)
     first, second = Database(settings), Database(settings)
     try:
-        await asyncio.gather(migrate(first.engine), migrate(second.engine))
+        await asyncio.gather(migrate(first), migrate(second))
         assert await current_revision(first.engine) == head_revision()
         assert {"raw_events", "outbox", "alembic_version"} <= await _tables(first)
     finally:
@@ -33,9 +34,32 @@ async def test_two_concurrent_migrations_on_postgres(tmp_path: Path, pg_schema: 
 async def test_migrations_on_sqlite_are_idempotent(tmp_path: Path) -> None:
     database = Database(embedded_settings(tmp_path))
     try:
-        await migrate(database.engine)
-        await migrate(database.engine)
+        await migrate(database)
+        await migrate(database)
         assert await current_revision(database.engine) == head_revision()
         assert {"raw_events", "outbox"} <= await _tables(database)
     finally:
         await database.dispose()
+
+
+async def test_a_migration_waits_for_its_lock_past_the_statement_timeout(
+    tmp_path: Path, pg_schema: str
+) -> None:
+    settings = embedded_settings(
+        tmp_path,
+        database_url=pg_base_url(),
+        database_schema=pg_schema,
+        db_statement_timeout_ms=300,
+    )
+    holder, migrating = Database(settings), Database(settings)
+    try:
+        async with try_session_lock(holder, MIGRATIONS_LOCK) as mine:
+            assert mine  # another replica is migrating
+            run = asyncio.create_task(migrate(migrating))
+            await asyncio.sleep(1.5)  # five statement timeouts: the wait must not end
+            assert not run.done()
+        await asyncio.wait_for(run, 60)
+        assert await current_revision(migrating.engine) == head_revision()
+    finally:
+        await holder.dispose()
+        await migrating.dispose()

@@ -242,7 +242,7 @@ def test_train_model_takes_impressions_only_when_the_weight_is_set() -> None:
 async def test_the_stored_impression_log_reads_back_as_shown_lists(tmp_path: Path) -> None:
     database = Database(embedded_settings(tmp_path))
     try:
-        await migrate(database.engine)
+        await migrate(database)
         row = Impression(
             recommendation_id=UUID(int=9),
             user_id=USER,

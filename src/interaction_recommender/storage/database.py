@@ -17,7 +17,7 @@ import asyncpg
 import orjson
 from sqlalchemy import event, make_url, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
-from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.pool import ConnectionPoolEntry, NullPool
 
 from interaction_recommender.settings import Settings
 
@@ -79,11 +79,23 @@ class Database:
                 **common,
             )
 
-    def _postgres_connect_args(self) -> dict[str, Any]:
+    def migration_engine(self) -> AsyncEngine:
+        """An engine of its own for a migration run (the caller disposes of it): Postgres
+        without the statement timeouts, server or client side, which would end a wait for the
+        migrations' lock, or a long schema change, half way; SQLite: the one engine."""
+        if self.dialect == "sqlite":
+            return self.engine
+        return create_async_engine(
+            self._settings.effective_database_url,
+            poolclass=NullPool,
+            connect_args=self._postgres_connect_args(bounded=False),
+        )
+
+    def _postgres_connect_args(self, *, bounded: bool = True) -> dict[str, Any]:
         settings = self._settings
         server_settings = {
             "application_name": "interaction-recommender",
-            "statement_timeout": str(settings.db_statement_timeout_ms),
+            "statement_timeout": str(settings.db_statement_timeout_ms if bounded else 0),
             # A transaction left open by a hung task must not hold locks for ever.
             "idle_in_transaction_session_timeout": "30000",
         }
@@ -91,7 +103,7 @@ class Database:
             server_settings["search_path"] = settings.database_schema
         return {
             "timeout": settings.db_connect_timeout_s,
-            "command_timeout": settings.db_statement_timeout_ms / 1000 + 1,
+            "command_timeout": settings.db_statement_timeout_ms / 1000 + 1 if bounded else None,
             "server_settings": server_settings,
         }
 

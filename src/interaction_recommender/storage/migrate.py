@@ -1,7 +1,8 @@
 """Alembic, driven from code so that `recommender migrate` works from an installed package.
 
 On Postgres a session advisory lock serialises concurrent runs: when two replicas start at once,
-the second waits, then finds the schema at head and does nothing.
+the second waits, then finds the schema at head and does nothing. The run has no statement
+timeout (the service's 5 s one would end a wait for that lock, or a long migration, half way).
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-__all__ = ["current_revision", "head_revision", "migrate"]
+from interaction_recommender.storage.database import Database
+from interaction_recommender.storage.locks import MIGRATIONS_LOCK
 
-_MIGRATION_LOCK = (3, 0)  # (namespace, key) for pg_advisory_lock; see docs/storage.md
+__all__ = ["current_revision", "head_revision", "migrate"]
 
 
 def _config() -> Config:
@@ -34,10 +36,15 @@ def head_revision() -> str:
     return head
 
 
-async def migrate(engine: AsyncEngine) -> None:
-    async with engine.connect() as conn:
-        await conn.run_sync(_upgrade)
-        await conn.commit()
+async def migrate(database: Database) -> None:
+    engine = database.migration_engine()
+    try:
+        async with engine.connect() as conn:
+            await conn.run_sync(_upgrade)
+            await conn.commit()
+    finally:
+        if engine is not database.engine:
+            await engine.dispose()
 
 
 async def current_revision(engine: AsyncEngine) -> str | None:
@@ -62,4 +69,4 @@ def _upgrade(connection: Connection) -> None:
 
 
 def _lock_params() -> dict[str, int]:
-    return {"ns": _MIGRATION_LOCK[0], "key": _MIGRATION_LOCK[1]}
+    return {"ns": MIGRATIONS_LOCK[0], "key": MIGRATIONS_LOCK[1]}

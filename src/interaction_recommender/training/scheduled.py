@@ -17,15 +17,13 @@ import structlog
 from interaction_recommender.background import BackgroundLoop
 from interaction_recommender.settings import Settings
 from interaction_recommender.storage.database import Database
-from interaction_recommender.storage.locks import try_session_lock
+from interaction_recommender.storage.locks import TRAINER_LOCK, try_session_lock
 from interaction_recommender.training.job import fit, save, stored_training_input
 from interaction_recommender.training.pipeline import TrainResult
 
 __all__ = ["ScheduledTraining", "train_from_database"]
 
 log = structlog.get_logger(__name__)
-
-_TRAINER_LOCK = (3, 0)  # (namespace, key) of the advisory lock: one trainer at a time
 
 
 async def train_from_database(settings: Settings, database: Database) -> TrainResult | None:
@@ -61,7 +59,7 @@ class ScheduledTraining(BackgroundLoop):
 
     async def run_once(self) -> str | None:
         """One round: the new model's version, or None (no events, or another worker trains)."""
-        async with try_session_lock(self._database, _TRAINER_LOCK) as mine:
+        async with try_session_lock(self._database, TRAINER_LOCK) as mine:
             if not mine:
                 log.info("training_skipped", reason="another worker is training")
                 return None
