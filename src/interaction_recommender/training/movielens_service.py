@@ -43,11 +43,13 @@ def service_model(
     labels: LabelWeights = LabelWeights(),
     config: FitConfig = FitConfig(),
     ease_l2_grid: Sequence[float] = (50.0, 100.0, 200.0, 300.0, 400.0, 500.0, 700.0, 1000.0),
+    fixed_lambdas: Sequence[float] = (0.7, 0.9),
 ) -> Callable[[Interactions, ItemMetadata, Split], list[ServiceFit]]:
     """One fit of the service's model with ``labels``, ``config`` and ``engine`` (pass
-    `recommender serve`'s own: the first row is the headline); a labelled row of the same fit
-    with λ = 0 (the ranker's order, no calibration); and a fair baseline, EASE on the same
-    label-weighted matrix the service trains on, its l2 tuned on the inner split."""
+    `recommender serve`'s own: the first row is the headline); labelled rows of the same fit
+    with λ = 0 (the ranker's order, no calibration) and with each of ``fixed_lambdas`` (what
+    more calibration than training chose would cost and buy); and a fair baseline, EASE on the
+    same label-weighted matrix the service trains on, its l2 tuned on the inner split."""
 
     def fit_and_recommend(
         train: Interactions, items: ItemMetadata, inner: Split
@@ -105,6 +107,17 @@ def service_model(
                 configs_tuned=params.configs_tried,
                 params=params.as_dict(),
                 name=UNCALIBRATED_ROW,
+            ),
+            *(
+                ServiceFit(
+                    recommend=recommender(
+                        EngineSettings(diversity=engine.diversity, calibration_lambda=strength)
+                    ),
+                    configs_tuned=params.configs_tried,
+                    params=params.as_dict(),
+                    name=f"service, λ = {strength:g} (fixed)",
+                )
+                for strength in fixed_lambdas
             ),
             weighted,
         ]
