@@ -58,7 +58,9 @@ def serve(
 
 @app.command()
 def migrate() -> None:
-    """Apply database migrations (safe when several replicas run it at once)."""
+    """Apply database migrations (safe when several replicas run it at once); without
+    MODEL_SIGNING_KEYS, generate the shared model signing key once and store it."""
+    from interaction_recommender.model.keys import ensure_stored_key
     from interaction_recommender.storage import Database
     from interaction_recommender.storage import migrate as run_migrations
 
@@ -69,6 +71,7 @@ def migrate() -> None:
         database = Database(settings)
         try:
             await run_migrations(database)
+            await ensure_stored_key(settings, database)
         finally:
             await database.dispose()
 

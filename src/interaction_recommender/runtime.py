@@ -36,6 +36,7 @@ from interaction_recommender.feedback.impressions import ImpressionLog
 from interaction_recommender.feedback.service import FeedbackService
 from interaction_recommender.model.artifact import ArtifactError
 from interaction_recommender.model.engine import EngineSettings
+from interaction_recommender.model.keys import ensure_stored_key
 from interaction_recommender.outbox import OutboxRelay
 from interaction_recommender.recs.hydration import Hydrator, MemoryHydrator, RedisHydrator
 from interaction_recommender.recs.near_cache import NearCache
@@ -88,6 +89,7 @@ async def build_runtime(
     stack.push_async_callback(database.dispose)
     if settings.migrate_on_start:
         await migrate(database)
+        await ensure_stored_key(settings, database)
 
     topics = Topics.with_prefix(settings.kafka_topic_prefix)
     bus = build_bus(settings)

@@ -15,6 +15,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 __all__ = ["Settings"]
 
 _MIN_TOKEN_LENGTH = 16
+MIN_SIGNING_KEY_LENGTH = 32
+"""Characters of a model signing key (model/signing.py): 32 random ones are ~190 bits."""
 
 
 class Settings(BaseSettings):
@@ -68,6 +70,12 @@ class Settings(BaseSettings):
     )
     model_path: Path | None = Field(
         default=None, description="The model artifact; unset = DATA_DIR/models/recommender.pkl."
+    )
+    model_signing_keys: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated HMAC keys of model bundles (32+ characters each): the first "
+        "signs, every one verifies. Unset: a key generated once, in the database by `recommender "
+        "migrate` (shared by every host), or under DATA_DIR in the embedded mode.",
     )
 
     # --- HTTP server ------------------------------------------------------------------------
@@ -351,7 +359,7 @@ class Settings(BaseSettings):
         "client's connect and socket timeout.",
     )
 
-    @field_validator("api_tokens", mode="before")
+    @field_validator("api_tokens", "model_signing_keys", mode="before")
     @classmethod
     def _split_tokens(cls, value: object) -> object:
         if isinstance(value, str):
@@ -365,6 +373,15 @@ class Settings(BaseSettings):
             if len(token) < _MIN_TOKEN_LENGTH:
                 raise ValueError(f"every API token needs at least {_MIN_TOKEN_LENGTH} characters")
         return tokens
+
+    @field_validator("model_signing_keys")
+    @classmethod
+    def _signing_keys_long_enough(cls, keys: list[str]) -> list[str]:
+        if any(len(key) < MIN_SIGNING_KEY_LENGTH for key in keys):
+            raise ValueError(
+                f"every MODEL_SIGNING_KEYS key needs at least {MIN_SIGNING_KEY_LENGTH} characters"
+            )
+        return keys
 
     @field_validator("admin_token")
     @classmethod

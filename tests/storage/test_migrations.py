@@ -5,11 +5,15 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 
 from interaction_recommender.storage import Database, head_revision, migrate
 from interaction_recommender.storage.locks import MIGRATIONS_LOCK, try_session_lock
 from interaction_recommender.storage.migrate import current_revision
+from interaction_recommender.storage.tables import metadata
 from tests.fixtures.app import embedded_settings
 from tests.fixtures.services import pg_base_url
 
@@ -63,3 +67,26 @@ async def test_a_migration_waits_for_its_lock_past_the_statement_timeout(
     finally:
         await holder.dispose()
         await migrating.dispose()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+async def test_the_table_definitions_match_the_migrations(
+    tmp_path: Path, pg_schema: str, backend: str
+) -> None:
+    """storage/tables.py (what repositories query) and the migrations (what creates the
+    schema) describe the same tables, columns, keys and indexes."""
+    overrides = (
+        {"database_url": pg_base_url(), "database_schema": pg_schema}
+        if backend == "postgres"
+        else {}
+    )
+    database = Database(embedded_settings(tmp_path, **overrides))
+    try:
+        await migrate(database)
+        async with database.engine.connect() as conn:
+            differences = await conn.run_sync(
+                lambda c: compare_metadata(MigrationContext.configure(c), metadata)
+            )
+        assert differences == []
+    finally:
+        await database.dispose()

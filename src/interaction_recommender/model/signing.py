@@ -19,11 +19,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from interaction_recommender.settings import MIN_SIGNING_KEY_LENGTH
+
 __all__ = ["ALGORITHM", "MIN_KEY_LENGTH", "SigningKeys", "generate_key"]
 
 ALGORITHM = "HMAC-SHA256"
-MIN_KEY_LENGTH = 32
-"""Characters of a key: 32 random characters are ~190 bits from `generate_key`."""
+MIN_KEY_LENGTH = MIN_SIGNING_KEY_LENGTH
 
 
 def generate_key() -> str:

@@ -8,6 +8,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     Date,
+    ForeignKey,
     Index,
     Integer,
     LargeBinary,
@@ -26,9 +27,14 @@ __all__ = [
     "feedback",
     "impressions",
     "metadata",
+    "model_chunks",
+    "model_moves",
+    "model_names",
+    "model_versions",
     "movies",
     "outbox",
     "raw_events",
+    "service_secrets",
     "user_features",
 ]
 
@@ -200,3 +206,62 @@ feedback = Table(
     Index(None, "recommendation_id"),
 )
 Index("ix_feedback_received_at", feedback.c.received_at, postgresql_using="brin")
+
+# The model store (model/repository.py). A version is immutable: its bundle (model/bundle.py) in
+# chunks, so that a write or a read is many short statements, each well inside the statement
+# timeout, streamed instead of one value of hundreds of MB. `manifest` is an unverified copy
+# for listings; a process verifies the bundle's signature before it loads anything.
+model_versions = Table(
+    "model_versions",
+    metadata,
+    Column("version", String(200), primary_key=True),
+    Column("content_sha256", String(64), nullable=False, unique=True),
+    Column("size_bytes", BigInteger, nullable=False),
+    Column("chunks", Integer, nullable=False),
+    Column("manifest", JsonDocument, nullable=False),
+    Column("trained_for", String(100), nullable=True),
+    Column("source", String(20), nullable=False),  # train | import | migrate
+    Column("created_at", UTCDateTime, nullable=False),
+)
+model_chunks = Table(
+    "model_chunks",
+    metadata,
+    Column(
+        "version",
+        String(200),
+        ForeignKey("model_versions.version", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("seq", Integer, primary_key=True),
+    Column("data", LargeBinary, nullable=False),
+)
+# A name (`champion`, an experiment's challengers) points at one version; the foreign key keeps
+# a named version from being deleted. Every move is kept in `model_moves` (the history).
+model_names = Table(
+    "model_names",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("version", String(200), ForeignKey("model_versions.version"), nullable=False),
+    Column("training_config", JsonDocument, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+model_moves = Table(
+    "model_moves",
+    metadata,
+    Column("move_id", BigIntPK, primary_key=True, autoincrement=True),
+    Column("name", String(100), nullable=False),
+    Column("version", String(200), nullable=False),
+    Column("previous_version", String(200), nullable=True),
+    Column("reason", String(20), nullable=False),  # train | import | rollback | set
+    Column("moved_at", UTCDateTime, nullable=False),
+    Index(None, "name", "move_id"),
+)
+# Secrets the service generates once and every replica shares: the model signing key when
+# MODEL_SIGNING_KEYS is not set (model/keys.py).
+service_secrets = Table(
+    "service_secrets",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("value", String(500), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
