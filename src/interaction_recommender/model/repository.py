@@ -108,8 +108,12 @@ class ModelRepository:
             )
             yield bytes((await self._conn.execute(statement)).scalar_one())
 
-    async def versions(self, limit: int = 100) -> list[StoredVersion]:
-        """The newest versions first."""
+    async def manifest(self, version: str) -> dict[str, Any] | None:
+        statement = select(model_versions.c.manifest).where(model_versions.c.version == version)
+        return (await self._conn.execute(statement)).scalar_one_or_none()
+
+    async def versions(self, limit: int | None = 100) -> list[StoredVersion]:
+        """The newest versions first (all when ``limit`` is None)."""
         columns = [c for c in model_versions.c if c.name != "chunks"]
         statement = (
             select(*columns)
@@ -171,7 +175,7 @@ class ModelRepository:
         )
         return previous
 
-    async def moves(self, name: str, limit: int = 100) -> list[dict[str, Any]]:
+    async def moves(self, name: str, limit: int | None = 100) -> list[dict[str, Any]]:
         """The moves of ``name``, newest first."""
         statement = (
             select(model_moves)
