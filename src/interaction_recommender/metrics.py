@@ -17,6 +17,7 @@ __all__ = [
     "IMPRESSIONS_PENDING",
     "IMPRESSIONS_WRITTEN",
     "MODEL_INFO",
+    "MODEL_REFUSED",
     "NEAR_CACHE_INVALIDATIONS",
     "ONLINE_STORE_FAILURES",
     "OUTBOX_BACKLOG",
@@ -96,6 +97,11 @@ RECOMMEND_FALLBACKS = Counter(
     ["reason"],
 )
 MODEL_INFO = Info("recommender_model", "The model this process serves.")
+MODEL_REFUSED = Counter(
+    "model_artifacts_refused_total",
+    "Model bundles refused (unsigned, wrongly signed, corrupt, of another format or feature "
+    "semantics, or failing on a request); what was served keeps serving.",
+)
 
 IMPRESSIONS_WRITTEN = Counter("impressions_written_total", "Impressions stored.")
 IMPRESSIONS_DROPPED = Counter(

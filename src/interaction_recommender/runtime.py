@@ -4,7 +4,6 @@ and the worker (`recommender worker`) build the same runtime; they differ in wha
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -34,7 +33,7 @@ from interaction_recommender.features.store import (
 from interaction_recommender.feedback.attribution import FeedbackAttribution
 from interaction_recommender.feedback.impressions import ImpressionLog
 from interaction_recommender.feedback.service import FeedbackService
-from interaction_recommender.model.artifact import ArtifactError
+from interaction_recommender.model.bundle import BundleError
 from interaction_recommender.model.engine import EngineSettings
 from interaction_recommender.model.keys import ensure_stored_key
 from interaction_recommender.outbox import OutboxRelay
@@ -156,11 +155,13 @@ async def build_runtime(
         consumer.start()
         stack.push_async_callback(consumer.stop)
 
-    registry = ModelRegistry(
-        settings.effective_model_path, catalog, database, poll_s=settings.model_poll_s
-    )
-    with contextlib.suppress(ArtifactError):  # no model or a bad one: the fallback serves
+    registry = ModelRegistry(settings, catalog, database)
+    try:
         await registry.reload()
+    except BundleError:
+        pass  # no model or a refused one: the fallback serves (last_error says why)
+    except Exception as exc:  # the database is down or not migrated: the poll tries again
+        log.warning("model_store_unavailable_at_start", error=type(exc).__name__)
     registry.start()
     stack.push_async_callback(registry.stop)
     near_cache = None

@@ -71,6 +71,13 @@ class Settings(BaseSettings):
     model_path: Path | None = Field(
         default=None, description="The model artifact; unset = DATA_DIR/models/recommender.pkl."
     )
+    model_keep: int = Field(
+        default=5,
+        ge=0,
+        le=1000,
+        description="Earlier versions of each model name kept for rollback when training "
+        "collects garbage (named versions and those an experiment uses are always kept).",
+    )
     model_signing_keys: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="Comma-separated HMAC keys of model bundles (32+ characters each): the first "

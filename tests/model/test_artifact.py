@@ -1,104 +1,134 @@
-"""The artifact: written atomically with its manifest, verified before it is unpickled."""
+"""Artifacts of earlier releases (joblib + manifest, model/artifact.py): verified before they are
+unpickled, and turned into signed bundles by `recommender model migrate` (tested on files the
+earlier releases' own code wrote, tests/fixtures/legacy.py)."""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import shutil
+import sys
 from pathlib import Path
 
 import orjson
 import pytest
 
-from interaction_recommender.model.arrays import FEATURE_NAMES, RecommenderModel
-from interaction_recommender.model.artifact import (
-    ArtifactError,
-    load_artifact,
-    manifest_path,
-    restore_previous,
-    save_artifact,
-)
-from interaction_recommender.model.labels import LabelWeights
-from interaction_recommender.training.dataset import features_by_user
-from interaction_recommender.training.fit import FitConfig, Params, fit_model
-from tests.recs.world import planted_world
+from interaction_recommender.model.arrays import FEATURE_NAMES
+from interaction_recommender.model.artifact import ArtifactError, load_artifact, manifest_path
+from interaction_recommender.model.repository import ModelRepository
+from interaction_recommender.storage import Database
+from tests.fixtures.app import SIGNING_KEY, embedded_settings
+from tests.fixtures.legacy import artifact_of_release
+
+# Run by the v0.2.0 code: its sample model, written by its save_artifact (format 2).
+_WRITE_V0_2 = """
+import sys
+from pathlib import Path
+from tests.fixtures.model import train_sample_model
+print(train_sample_model(Path(sys.argv[1])))
+"""
 
 
 @pytest.fixture(scope="module")
-def model() -> RecommenderModel:
-    world = planted_world(users_per_cluster=20)
-    features = features_by_user(world.events, {m.movie_id: m for m in world.catalog}.get)
-    params = Params(20.0, None, {"ease": 1.0})
-    return fit_model(features, world.catalog, params, LabelWeights(), FitConfig(), version="v1")
+def release_artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("v0.2.0")
+    return Path(artifact_of_release("v0.2.0", root, _WRITE_V0_2))
 
 
-def test_a_good_artifact_round_trips_with_its_manifest(
-    model: RecommenderModel, tmp_path: Path
-) -> None:
-    path = tmp_path / "models" / "recommender.pkl"
-
-    manifest = save_artifact(model, path)
-    loaded, read = load_artifact(path)
-
-    assert read == orjson.loads(orjson.dumps(manifest, option=orjson.OPT_UTC_Z))
-    assert read["version"] == "v1"
-    assert read["featureSchema"]["names"] == list(FEATURE_NAMES)
-    assert len(read["sha256"]) == 64
-    assert {"numpy", "scipy", "joblib", "python"} <= set(read["libraries"])
-    assert loaded.item_ids == model.item_ids
-    assert (loaded.ease == model.ease).all()  # type: ignore[union-attr]
+@pytest.fixture
+def artifact(release_artifact: Path, tmp_path: Path) -> Path:
+    """A copy of the v0.2.0 artifact and its manifest this test may damage."""
+    target = tmp_path / release_artifact.name
+    shutil.copy(release_artifact, target)
+    shutil.copy(manifest_path(release_artifact), manifest_path(target))
+    return target
 
 
-def test_a_truncated_file_is_refused(model: RecommenderModel, tmp_path: Path) -> None:
-    path = tmp_path / "recommender.pkl"
-    save_artifact(model, path)
-    data = path.read_bytes()
-    path.write_bytes(data[: len(data) // 2])
+def test_an_artifact_of_v0_2_reads_after_its_checks(artifact: Path) -> None:
+    model, manifest = load_artifact(artifact)
+
+    assert manifest["format"] == 2 and manifest["featureSchema"]["names"] == list(FEATURE_NAMES)
+    assert model.version == manifest["version"] == "test"
+
+
+def test_a_truncated_file_is_refused(artifact: Path) -> None:
+    data = artifact.read_bytes()
+    artifact.write_bytes(data[: len(data) // 2])
 
     with pytest.raises(ArtifactError, match="sha256"):
-        load_artifact(path)
+        load_artifact(artifact)
 
 
-def test_a_file_that_does_not_match_its_manifest_is_refused(
-    model: RecommenderModel, tmp_path: Path
-) -> None:
-    path = tmp_path / "recommender.pkl"
-    save_artifact(model, path)
-    manifest = orjson.loads(manifest_path(path).read_bytes())
+def test_a_file_that_does_not_match_its_manifest_is_refused(artifact: Path) -> None:
+    manifest = orjson.loads(manifest_path(artifact).read_bytes())
     manifest["sha256"] = "0" * 64
-    manifest_path(path).write_bytes(orjson.dumps(manifest))
+    manifest_path(artifact).write_bytes(orjson.dumps(manifest))
 
     with pytest.raises(ArtifactError, match="sha256"):
-        load_artifact(path)
+        load_artifact(artifact)
 
 
-def test_another_feature_schema_is_refused(model: RecommenderModel, tmp_path: Path) -> None:
-    path = tmp_path / "recommender.pkl"
-    save_artifact(model, path)
-    manifest = orjson.loads(manifest_path(path).read_bytes())
+def test_another_feature_schema_is_refused(artifact: Path) -> None:
+    manifest = orjson.loads(manifest_path(artifact).read_bytes())
     manifest["featureSchema"]["names"] = ["popularity", "something_else"]
-    manifest_path(path).write_bytes(orjson.dumps(manifest))
+    manifest_path(artifact).write_bytes(orjson.dumps(manifest))
 
     with pytest.raises(ArtifactError, match="schema"):
-        load_artifact(path)
+        load_artifact(artifact)
 
 
-def test_a_missing_manifest_or_file_is_refused(model: RecommenderModel, tmp_path: Path) -> None:
+def test_a_missing_manifest_or_file_is_refused(artifact: Path, tmp_path: Path) -> None:
     with pytest.raises(ArtifactError, match="manifest"):
         load_artifact(tmp_path / "nothing.pkl")
-    path = tmp_path / "recommender.pkl"
-    save_artifact(model, path)
-    path.unlink()
+    artifact.unlink()
     with pytest.raises(ArtifactError, match="missing"):
-        load_artifact(path)
+        load_artifact(artifact)
 
 
-def test_the_previous_pair_is_kept_and_restored(model: RecommenderModel, tmp_path: Path) -> None:
-    path = tmp_path / "recommender.pkl"
-    save_artifact(model, path)
-    model.version = "v2"
-    save_artifact(model, path)
+async def _cli(env: dict[str, str], *argv: str) -> tuple[int | None, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "interaction_recommender.cli",
+        *argv,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await asyncio.wait_for(process.communicate(), 120)
+    return process.returncode, output.decode()
 
-    assert load_artifact(path)[1]["version"] == "v2"
-    restored = restore_previous(path)
 
-    assert restored["version"] == "v1"
-    assert load_artifact(path)[0].version == "v1"
-    assert restore_previous(path)["version"] == "v2"  # and back again
+async def test_model_migrate_turns_a_v0_2_artifact_into_the_signed_champion(
+    artifact: Path, tmp_path: Path
+) -> None:
+    env = {**os.environ, "DATA_DIR": str(tmp_path / "var"), "MODEL_SIGNING_KEYS": SIGNING_KEY}
+
+    code, output = await _cli(env, "model", "migrate", str(artifact))
+
+    assert code == 0, output
+    assert orjson.loads(output.strip().splitlines()[-1])["version"] == "test"
+    database = Database(embedded_settings(tmp_path))
+    try:
+        async with database.transaction() as conn:
+            repository = ModelRepository(conn)
+            assert (await repository.names())["champion"].version == "test"
+            manifest = await repository.manifest("test")
+    finally:
+        await database.dispose()
+    assert manifest is not None and manifest["format"] == 3
+    assert manifest["signature"]["algorithm"] == "HMAC-SHA256"
+
+
+async def test_model_migrate_refuses_a_tampered_or_too_old_artifact(
+    artifact: Path, tmp_path: Path
+) -> None:
+    env = {**os.environ, "DATA_DIR": str(tmp_path / "var"), "MODEL_SIGNING_KEYS": SIGNING_KEY}
+    manifest = orjson.loads(manifest_path(artifact).read_bytes())
+    manifest["featureSemantics"] = 1  # what v0.1.0 wrote: its ranker cannot score today's rows
+    manifest_path(artifact).write_bytes(orjson.dumps(manifest))
+
+    code, output = await _cli(env, "model", "migrate", str(artifact))
+
+    assert code == 1
+    assert "model upgrade" in output

@@ -31,7 +31,7 @@ from interaction_recommender.model.context import Context
 from interaction_recommender.model.engine import recommend
 from interaction_recommender.model.signing import SigningKeys, generate_key
 from interaction_recommender.training.dataset import features_by_user
-from tests.fixtures.model import sample_model
+from tests.fixtures.model import fit_sample_model
 from tests.recs.world import planted_world
 
 KEYS = SigningKeys.parse(generate_key())
@@ -39,7 +39,7 @@ KEYS = SigningKeys.parse(generate_key())
 
 @pytest.fixture(scope="module")
 def model() -> RecommenderModel:
-    return sample_model()
+    return fit_sample_model()
 
 
 def _members(bundle: bytes) -> dict[str, bytes]:

@@ -16,7 +16,7 @@ from interaction_recommender.model.signing import SigningKeys, generate_key
 from interaction_recommender.model.store import CHAMPION, ModelStore, StoreError
 from interaction_recommender.storage import Database, migrate
 from tests.fixtures.app import embedded_settings
-from tests.fixtures.model import sample_model
+from tests.fixtures.model import fit_sample_model
 from tests.fixtures.services import pg_base_url
 
 KEYS = SigningKeys.parse(generate_key())
@@ -25,7 +25,7 @@ START = datetime(2026, 12, 1, tzinfo=UTC)
 
 @pytest.fixture(scope="module")
 def base_model() -> RecommenderModel:
-    return sample_model()
+    return fit_sample_model()
 
 
 def _bundle(model: RecommenderModel, day: int, keys: SigningKeys | None = KEYS) -> bytes:

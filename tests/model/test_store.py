@@ -26,6 +26,8 @@ NOW = datetime(2026, 12, 7, tzinfo=UTC)
 
 
 def _settings(tmp_path: Path, backend: str, schema: str, **overrides: object) -> Settings:
+    """No MODEL_SIGNING_KEYS unless given: these tests are about where keys come from."""
+    overrides = {"model_signing_keys": [], **overrides}
     if backend == "postgres":
         overrides = {"database_url": pg_base_url(), "database_schema": schema, **overrides}
     return embedded_settings(tmp_path, **overrides)
@@ -123,7 +125,7 @@ async def test_the_environment_keys_win(tmp_path: Path, pg_schema: str) -> None:
 
 
 async def test_the_embedded_mode_generates_one_private_key_file(tmp_path: Path) -> None:
-    settings = embedded_settings(tmp_path)
+    settings = embedded_settings(tmp_path, model_signing_keys=[])
     database = Database(settings)
     try:
         first = await signing_keys(settings, database)

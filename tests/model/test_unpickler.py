@@ -1,5 +1,5 @@
-"""The restricted unpickler: artifacts written before the model moved to model/ still load (with
-their rollback copy), and a pickle that names anything outside the allow-list is refused."""
+"""The restricted unpickler: artifacts written before the model moved to model/ still load, and a
+pickle that names anything outside the allow-list is refused."""
 
 from __future__ import annotations
 
@@ -7,9 +7,6 @@ import hashlib
 import importlib
 import os
 import pickle
-import subprocess
-import sys
-import tarfile
 import uuid
 import zlib
 from datetime import UTC, datetime
@@ -31,22 +28,17 @@ from interaction_recommender.model.artifact import (
     ArtifactError,
     load_artifact,
     manifest_path,
-    restore_previous,
 )
 from interaction_recommender.model.catalog_view import build_catalog_view
 from interaction_recommender.model.context import Context
 from interaction_recommender.model.engine import recommend
 from interaction_recommender.model.labels import LabelWeights
+from interaction_recommender.model.signing import SigningKeys, generate_key
 from interaction_recommender.model.unpickler import ALIASES, ForbiddenGlobal, load_joblib, loads
-from tests.fixtures.services import IN_CI
+from tests.fixtures.legacy import artifact_of_release
 from tests.recs.world import planted_world
 
-REPOSITORY = Path(__file__).resolve().parents[2]
-LEGACY_RELEASE = "v0.1.0"
-LEGACY_COMMIT = "af8b24d4ab1534ccb736e5f5ccdf9726e32ccd94"
-"""The commit tagged v0.1.0 (the last one before the move), for clones that carry no tags."""
-
-# Run by the v0.1.0 code: its own sample model, saved twice so that a rollback copy exists.
+# Run by the v0.1.0 code: its own sample model (version "legacy-current").
 _WRITE_WITH_THE_OLD_CODE = """
 import sys
 from pathlib import Path
@@ -61,48 +53,14 @@ print(type(model).__module__)
 """
 
 
-def _git(*args: str) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(["git", *args], cwd=REPOSITORY, capture_output=True, check=False)
-
-
-def _legacy_revision() -> str | None:
-    for candidate in (f"{LEGACY_RELEASE}^{{commit}}", f"{LEGACY_COMMIT}^{{commit}}"):
-        found = _git("rev-parse", "--verify", "--quiet", candidate)
-        if found.returncode == 0:
-            return found.stdout.decode().strip()
-    return None
-
-
 @pytest.fixture(scope="module")
 def legacy_artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An artifact (and its .previous pair) written by the code of the tagged previous
-    release, checked out from git into a temporary folder: no pickle is committed."""
-    revision = _legacy_revision()
-    if revision is None:
-        message = f"the git history does not hold {LEGACY_RELEASE} ({LEGACY_COMMIT[:8]})"
-        if IN_CI:
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
+    """An artifact written by the code of the tagged v0.1.0 release (tests/fixtures/legacy.py)."""
     root = tmp_path_factory.mktemp("legacy")
-    archive = root / "source.tar"
-    exported = _git("archive", "--format=tar", f"--output={archive}", revision, "src", "tests")
-    assert exported.returncode == 0, exported.stderr.decode()
-    with tarfile.open(archive) as tar:
-        tar.extractall(root / "code", filter="data")
-    models = root / "models"
-    env = {**os.environ, "PYTHONPATH": f"{root / 'code' / 'src'}{os.pathsep}{root / 'code'}"}
-    written = subprocess.run(
-        [sys.executable, "-c", _WRITE_WITH_THE_OLD_CODE, str(models)],
-        cwd=root / "code",
-        env=env,
-        capture_output=True,
-        check=False,
-        timeout=300,
-    )
-    assert written.returncode == 0, written.stderr.decode()[-2000:]
+    printed = artifact_of_release("v0.1.0", root, _WRITE_WITH_THE_OLD_CODE)
     # The old code really wrote the old class path (else this test would prove nothing).
-    assert written.stdout.decode().strip() == "interaction_recommender.recs.model"
-    return models / "recommender.pkl"
+    assert printed == "interaction_recommender.recs.model"
+    return root / "models" / "recommender.pkl"
 
 
 def test_an_artifact_of_the_previous_release_unpickles_into_the_moved_classes(
@@ -124,21 +82,6 @@ def test_an_artifact_of_the_previous_release_is_never_scored(legacy_artifact: Pa
     registry refuses it, with the command that trains a current one."""
     with pytest.raises(ArtifactError, match="model upgrade"):
         load_artifact(legacy_artifact)
-
-
-def test_the_rollback_copy_of_the_previous_release_unpickles(
-    legacy_artifact: Path, tmp_path: Path
-) -> None:
-    folder = tmp_path / "models"
-    folder.mkdir()
-    for source in legacy_artifact.parent.iterdir():
-        (folder / source.name).write_bytes(source.read_bytes())
-    path = folder / legacy_artifact.name
-
-    manifest = restore_previous(path)
-    model = load_joblib(path)
-
-    assert manifest["version"] == model.version == "test"
 
 
 def joblib_stream(path: Path) -> bytes:
@@ -243,7 +186,7 @@ def test_a_scikit_learn_ranker_loads_and_serves(estimator: str, tmp_path: Path) 
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.linear_model import LogisticRegression
 
-    from interaction_recommender.model.artifact import save_artifact
+    from interaction_recommender.model.bundle import read_bundle, write_bundle
     from interaction_recommender.training.dataset import features_by_user
     from interaction_recommender.training.fit import FitConfig, Params, fit_model
 
@@ -265,10 +208,9 @@ def test_a_scikit_learn_ranker_loads_and_serves(estimator: str, tmp_path: Path) 
         else HistGradientBoostingClassifier(max_iter=10, random_state=0)
     )
     model.ranker = ranker.fit(rows, labels)
-    path = tmp_path / "recommender.pkl"
-    save_artifact(model, path)
+    keys = SigningKeys.parse(generate_key())
 
-    loaded, _ = load_artifact(path)
+    loaded, _ = read_bundle(write_bundle(model, keys), keys)
 
     assert type(loaded.ranker).__name__ == estimator
     view = build_catalog_view(loaded, world.catalog, catalog_version=1)

@@ -1,5 +1,5 @@
 """`recommender model upgrade`, the deploy step before a release with newer feature semantics:
-it leaves a current model alone and trains one when the model at MODEL_PATH is older."""
+it leaves a current champion alone and trains one when the champion is older."""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ import asyncio
 import json
 import os
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
-import orjson
-
 from interaction_recommender.model.arrays import FEATURE_SEMANTICS
-from interaction_recommender.model.artifact import manifest_path, read_manifest
-from tests.fixtures.model import copy_model
+from interaction_recommender.model.repository import ModelRepository
+from interaction_recommender.storage import Database
+from tests.fixtures.app import SIGNING_KEY, embedded_settings
 from tests.fixtures.services import pg_base_url
 
 
@@ -33,10 +33,52 @@ async def _upgrade(env: dict[str, str]) -> tuple[int, str]:
     return process.returncode, output.decode()
 
 
-async def test_a_current_model_is_left_alone(tmp_path: Path, sample_model: Path) -> None:
-    model = copy_model(sample_model, tmp_path / "models")
-    before = model.read_bytes()
-    env = {**os.environ, "MODEL_PATH": str(model), "DATA_DIR": str(tmp_path / "var")}
+def _env(tmp_path: Path, pg_schema: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "DATA_DIR": str(tmp_path / "var"),
+        "DATABASE_URL": pg_base_url(),
+        "DATABASE_SCHEMA": pg_schema,
+        "AUTO_MIGRATE": "true",
+        "MODEL_SIGNING_KEYS": SIGNING_KEY,
+    }
+
+
+async def _cli(env: dict[str, str], *argv: str) -> str:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "interaction_recommender.cli",
+        *argv,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await asyncio.wait_for(process.communicate(), 300)
+    assert process.returncode == 0, output.decode()
+    return output.decode()
+
+
+async def _champion(tmp_path: Path, pg_schema: str) -> tuple[str, dict[str, object]]:
+    settings = embedded_settings(tmp_path, database_url=pg_base_url(), database_schema=pg_schema)
+    database = Database(settings)
+    try:
+        async with database.transaction() as conn:
+            repository = ModelRepository(conn)
+            version = (await repository.names())["champion"].version
+            manifest = await repository.manifest(version)
+    finally:
+        await database.dispose()
+    assert manifest is not None
+    return version, manifest
+
+
+async def test_a_current_model_is_left_alone(
+    tmp_path: Path, sample_model: Path, pg_schema: str
+) -> None:
+    env = _env(tmp_path, pg_schema)
+    await _cli(env, "model", "import", str(sample_model))
+    before, _ = await _champion(tmp_path, pg_schema)
 
     code, output = await _upgrade(env)
 
@@ -45,43 +87,37 @@ async def test_a_current_model_is_left_alone(tmp_path: Path, sample_model: Path)
         "status": "current",
         "featureSemantics": FEATURE_SEMANTICS,
     }
-    assert model.read_bytes() == before
+    assert (await _champion(tmp_path, pg_schema))[0] == before
 
 
 async def test_an_older_model_is_replaced_by_one_trained_on_the_stored_events(
-    tmp_path: Path, sample_model: Path, pg_schema: str
+    tmp_path: Path, pg_schema: str
 ) -> None:
-    model = copy_model(sample_model, tmp_path / "models")
-    manifest = orjson.loads(manifest_path(model).read_bytes())
-    manifest["featureSemantics"] = FEATURE_SEMANTICS - 1  # as an older release wrote it
-    manifest_path(model).write_bytes(orjson.dumps(manifest))
-    env = {
-        **os.environ,
-        "MODEL_PATH": str(model),
-        "DATA_DIR": str(tmp_path / "var"),
-        "DATABASE_URL": pg_base_url(),
-        "DATABASE_SCHEMA": pg_schema,
-        "AUTO_MIGRATE": "true",
-    }
+    env = _env(tmp_path, pg_schema)
     world = tmp_path / "world.jsonl"
-    generate = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "interaction_recommender.cli",
-        *("demo", "generate", "--out", str(world), "--users", "300", "--movies", "80"),
-        env=env,
-    )
-    assert await generate.wait() == 0
-    for command in (["migrate"], ["demo", "load", str(world)]):
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "interaction_recommender.cli", *command, env=env
-        )
-        assert await asyncio.wait_for(process.wait(), 300) == 0
+    await _cli(env, "demo", "generate", "--out", str(world), "--users", "300", "--movies", "80")
+    await _cli(env, "migrate")
+    await _cli(env, "demo", "load", str(world))
+    # the champion an earlier release stored: its feature semantics are older than this one's
+    settings = embedded_settings(tmp_path, database_url=pg_base_url(), database_schema=pg_schema)
+    database = Database(settings)
+    now = datetime.now(UTC)
+    try:
+        async with database.transaction() as conn:
+            repository = ModelRepository(conn)
+            old = {"version": "old", "featureSemantics": FEATURE_SEMANTICS - 1}
+            await repository.add_version(
+                "old", b"older bundle", old, source="train", trained_for="champion", now=now
+            )
+            await repository.move_name("champion", "old", reason="train", now=now)
+    finally:
+        await database.dispose()
 
     code, output = await _upgrade(env)
 
     assert code == 0, output
-    upgraded = read_manifest(model)
-    assert upgraded["featureSemantics"] == FEATURE_SEMANTICS
-    assert upgraded["version"] != manifest["version"]
-    assert upgraded["counts"]["events"] > 0
+    version, manifest = await _champion(tmp_path, pg_schema)
+    assert version != "old"
+    assert manifest["featureSemantics"] == FEATURE_SEMANTICS
+    counts = manifest["counts"]
+    assert isinstance(counts, dict) and counts["events"] > 0

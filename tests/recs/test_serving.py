@@ -3,23 +3,29 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
+import functools
+import io
 import socket
 import threading
 import time
 import uuid
+import zipfile
 from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from interaction_recommender.model.artifact import manifest_path, restore_previous
+from interaction_recommender.model.arrays import RecommenderModel
+from interaction_recommender.model.bundle import save_bundle_file, write_bundle
+from interaction_recommender.model.signing import SigningKeys
 from interaction_recommender.settings import Settings
-from tests.fixtures.app import Service, run_service
+from tests.fixtures.app import SIGNING_KEY, Service, run_service
 from tests.fixtures.contract import assert_error_shape, assert_instant, assert_uuid
 from tests.fixtures.factories import new_id
-from tests.fixtures.model import train_sample_model
+from tests.fixtures.model import fit_sample_model
 from tests.fixtures.serving import ADMIN, eventually, watch
 from tests.recs.world import PlantedWorld
 
@@ -157,17 +163,36 @@ async def _model_version_is(service: Service, version: str) -> bool:
     return (await service.client.get("/api/v1/model/info")).json()["version"] == version
 
 
+@functools.cache
+def _fitted() -> RecommenderModel:
+    return fit_sample_model()
+
+
 def _retrain_into(
     service: Service, tmp_path: Path, *, version: str, calibration: float = 0.0
 ) -> None:
-    """A new artifact at MODEL_PATH, as `recommender train` would write it."""
-    from interaction_recommender.model.artifact import load_artifact, save_artifact
+    """A new signed bundle at MODEL_PATH (the import path), trained now."""
+    model = replace(
+        _fitted(), version=version, calibration_lambda=calibration, trained_at=datetime.now(UTC)
+    )
+    bundle = write_bundle(model, SigningKeys.parse(SIGNING_KEY))
+    save_bundle_file(bundle, service.settings.effective_model_path)
 
-    built = train_sample_model(tmp_path / f"build-{version}")
-    model, _ = load_artifact(built)
-    model.version = version
-    model.calibration_lambda = calibration
-    save_artifact(model, service.settings.effective_model_path)
+
+async def _refused_count(service: Service) -> float:
+    exported = (await service.client.get("/metrics")).text
+    line = next(x for x in exported.splitlines() if x.startswith("model_artifacts_refused_total"))
+    return float(line.split()[-1])
+
+
+def _with_manifest_edit(bundle: bytes, old: bytes, new: bytes) -> bytes:
+    """The bundle with its manifest edited after signing (the signature no longer matches)."""
+    source, target = zipfile.ZipFile(io.BytesIO(bundle)), io.BytesIO()
+    with source, zipfile.ZipFile(target, "w") as archive:
+        for name in source.namelist():
+            data = source.read(name)
+            archive.writestr(name, data.replace(old, new) if name == "manifest.json" else data)
+    return target.getvalue()
 
 
 async def test_a_hidden_movie_leaves_cached_lists_within_10s(
@@ -211,25 +236,29 @@ async def test_reload_accepts_a_good_artifact_and_rejects_broken_ones(
     assert 'recommender_model_info{loaded_at="' in exported
     assert 'version="v-good"' in exported
 
-    # A newer artifact (another sha256 than the one served), then broken in two ways.
+    # A newer bundle, broken in three ways.
+    refused_before = await _refused_count(serving)
     _retrain_into(serving, tmp_path, version="v-next")
-    backup = tmp_path / "next.pkl"
-    shutil.copy(path, backup)
-    path.write_bytes(path.read_bytes()[:1000])  # truncated
+    good_next = path.read_bytes()
+    path.write_bytes(good_next[:1000])  # truncated
     truncated = await serving.client.post("/api/v1/model/reload", headers=headers)
-    shutil.copy(backup, path)
-    manifest = manifest_path(path).read_bytes()
-    manifest_path(path).write_bytes(manifest.replace(b'"ease"', b'"eaze"'))  # another schema
-    mismatched = await serving.client.post("/api/v1/model/reload", headers=headers)
+    path.write_bytes(_with_manifest_edit(good_next, b'"ease"', b'"eaze"'))  # edited after signing
+    forged = await serving.client.post("/api/v1/model/reload", headers=headers)
+    path.write_bytes(_with_manifest_edit(good_next, b'"signature"', b'"signedBy"'))  # unsigned
+    unsigned = await serving.client.post("/api/v1/model/reload", headers=headers)
 
-    for rejected in (truncated, mismatched):
+    for rejected, reason in ((truncated, "zip"), (forged, "verify"), (unsigned, "not signed")):
         assert rejected.status_code == 422
         assert_error_shape(rejected.json())
+        assert reason in rejected.json()["message"]
     info = (await serving.client.get("/api/v1/model/info")).json()
     assert info["status"] == "loaded"
     assert info["version"] == "v-good"  # the current model kept serving
+    assert "not signed" in info["lastError"]
     health = (await serving.client.get("/health")).json()
     assert health["components"]["model"]["status"] == "healthy"
+    assert "not signed" in health["components"]["model"]["message"]
+    assert await _refused_count(serving) == refused_before + 3  # each counted once
 
 
 async def test_a_swap_under_concurrent_requests_fails_nothing_and_rollback_restores(
@@ -261,9 +290,12 @@ async def test_a_swap_under_concurrent_requests_fails_nothing_and_rollback_resto
     assert len(statuses) >= 8  # on a busy 2-core machine a retrain leaves room for few
     assert set(statuses) == {200}
 
-    restored = restore_previous(serving.settings.effective_model_path)  # `model rollback`
-    assert restored["version"] == "swap-2"
-    await eventually(lambda: _model_version_is(serving, "swap-2"))  # picked up by the poll
+    rolled_back = await serving.client.post("/api/v1/model/rollback", headers=headers)
+    assert rolled_back.status_code == 200, rolled_back.text
+    assert rolled_back.json()["previousVersion"] == "swap-3"
+    assert rolled_back.json()["newVersion"] == "swap-2"
+    assert rolled_back.json()["propagatesWithinS"] == serving.settings.model_poll_s
+    assert await _model_version_is(serving, "swap-2")
 
 
 @pytest.fixture

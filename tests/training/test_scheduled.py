@@ -8,6 +8,7 @@ from sqlalchemy import text
 from interaction_recommender.demo.loader import load_world
 from interaction_recommender.demo.world import generate_world
 from interaction_recommender.settings import Settings
+from interaction_recommender.storage.locks import TRAINER_LOCK
 from interaction_recommender.training.scheduled import ScheduledTraining
 from tests.fixtures.app import run_service
 from tests.fixtures.serving import eventually
@@ -29,9 +30,10 @@ async def test_scheduled_training_replaces_the_model_and_takes_turns(settings: S
         training = ScheduledTraining(configured, runtime.database, interval_s=0.2)
 
         async with runtime.database.engine.connect() as other_worker:
-            await other_worker.execute(text("SELECT pg_advisory_lock(3, 0)"))
+            lock = {"ns": TRAINER_LOCK[0], "key": TRAINER_LOCK[1]}
+            await other_worker.execute(text("SELECT pg_advisory_lock(:ns, :key)"), lock)
             assert await training.run_once() is None  # the other worker is training
-            await other_worker.execute(text("SELECT pg_advisory_unlock(3, 0)"))
+            await other_worker.execute(text("SELECT pg_advisory_unlock(:ns, :key)"), lock)
 
         training.start()
         try:

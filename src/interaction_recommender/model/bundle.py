@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import pickle
 import zipfile
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -48,6 +50,7 @@ __all__ = [
     "describe",
     "read_bundle",
     "read_manifest",
+    "save_bundle_file",
     "sign_bundle",
     "write_bundle",
 ]
@@ -178,6 +181,24 @@ def sign_bundle(data: bytes, keys: SigningKeys) -> bytes:
         for name, member in members.items():
             archive.writestr(name, member, zipfile.ZIP_STORED)
     return buffer.getvalue()
+
+
+def save_bundle_file(bundle: bytes, path: Path) -> None:
+    """Write ``bundle`` to ``path`` crash-safely: a temporary file in the same folder, fsync,
+    rename over ``path``, fsync of the folder. A reader sees the old file or the new one, never
+    a part of one and never no file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with temporary.open("wb") as handle:
+        handle.write(bundle)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+    folder = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
 
 
 def check_model(model: Any, manifest: dict[str, Any]) -> None:

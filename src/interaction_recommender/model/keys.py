@@ -23,7 +23,7 @@ from interaction_recommender.model.signing import SigningKeys, generate_key
 from interaction_recommender.settings import Settings
 from interaction_recommender.storage.database import Database
 
-__all__ = ["KEY_FILE", "ensure_stored_key", "signing_keys"]
+__all__ = ["KEY_FILE", "NoSigningKey", "ensure_stored_key", "required_signing_keys", "signing_keys"]
 
 log = structlog.get_logger(__name__)
 
@@ -45,6 +45,24 @@ async def ensure_stored_key(settings: Settings, database: Database) -> None:
         where="database",
         advice="set MODEL_SIGNING_KEYS from a secret store to keep the key out of the database",
     )
+
+
+class NoSigningKey(Exception):
+    """Postgres without MODEL_SIGNING_KEYS and before `recommender migrate` stored a key."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "no model signing key: set MODEL_SIGNING_KEYS, or run `recommender migrate` once "
+            "(it stores a generated key in the database)"
+        )
+
+
+async def required_signing_keys(settings: Settings, database: Database) -> SigningKeys:
+    """``signing_keys``, or NoSigningKey."""
+    keys = await signing_keys(settings, database)
+    if keys is None:
+        raise NoSigningKey()
+    return keys
 
 
 async def signing_keys(settings: Settings, database: Database) -> SigningKeys | None:

@@ -113,13 +113,17 @@ class ModelStore:
     async def load(self, version: str) -> tuple[RecommenderModel, dict[str, Any]]:
         """``version``'s model, verified (BundleError when its signature no longer verifies,
         e.g. after its key was retired)."""
-        return await asyncio.to_thread(read_bundle, await self.bundle(version), self._keys)
+        return await asyncio.to_thread(self.verify, await self.bundle(version))
+
+    def verify(self, bundle: bytes) -> tuple[RecommenderModel, dict[str, Any]]:
+        """The model of a bundle, read with this store's keys (CPU-bound: call in a thread)."""
+        return read_bundle(bundle, self._keys)
 
     async def names(self) -> dict[str, NamedVersion]:
         async with self._database.transaction() as conn:
             return await ModelRepository(conn).names()
 
-    async def versions(self, limit: int = 100) -> list[StoredVersion]:
+    async def versions(self, limit: int | None = 100) -> list[StoredVersion]:
         async with self._database.transaction() as conn:
             return await ModelRepository(conn).versions(limit)
 

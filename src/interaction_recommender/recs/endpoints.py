@@ -9,15 +9,20 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
 from interaction_recommender.deps import SettingsDep, from_state, require_admin
-from interaction_recommender.errors import Unprocessable
-from interaction_recommender.model.artifact import ArtifactError
+from interaction_recommender.errors import ServiceUnavailable, Unprocessable
+from interaction_recommender.model.bundle import BundleError
 from interaction_recommender.model.context import parse_context
 from interaction_recommender.model.engine import EngineSettings
+from interaction_recommender.model.store import StoreError
 from interaction_recommender.recs.registry import ModelRegistry
 from interaction_recommender.recs.schemas import (
     ModelInfoResponse,
+    ModelsResponse,
+    ModelVersionSummary,
     RecommendationResponse,
     ReloadResponse,
+    RollbackRequest,
+    RollbackResponse,
     recommendation_body,
 )
 from interaction_recommender.recs.service import RecommendationService
@@ -103,6 +108,8 @@ async def model_info(registry: Registry, settings: SettingsDep) -> ModelInfoResp
             "serving": EngineSettings.from_settings(settings).calibration_for(loaded.model),
         },
         sha256=manifest.get("sha256"),
+        signed_by=(manifest.get("signature") or {}).get("keyId"),
+        names={name: m.model.version for name, m in registry.loaded.items()},
         fallback_policy="popularity and trending from the model when Redis or the database "
         "is slow or down",
         last_error=registry.last_error,
@@ -118,17 +125,79 @@ async def _reload_guard(request: Request, settings: SettingsDep) -> None:
 @router.post(
     "/model/reload",
     dependencies=[Depends(_reload_guard)],
-    summary="Reload MODEL_PATH now (every process also polls it)",
-    responses={422: {"description": "The artifact was rejected; the current model keeps serving."}},
+    summary="Import MODEL_PATH when it is new and serve what the store's names point at, now "
+    "(every process also polls)",
+    responses={422: {"description": "The bundle was refused; the current model keeps serving."}},
 )
 async def reload_model(registry: Registry) -> ReloadResponse:
     try:
         result = await registry.reload()
-    except ArtifactError as exc:
-        raise Unprocessable(f"The model was rejected: {exc}") from None
+    except BundleError as exc:
+        raise Unprocessable(f"The model was refused: {exc}") from None
     return ReloadResponse(
         status=result.status,
         previous_version=result.previous_version,
         new_version=result.new_version,
         reloaded_at=utc_now(),
+        propagates_within_s=registry.poll_s,
+    )
+
+
+@router.post(
+    "/model/rollback",
+    dependencies=[Depends(_reload_guard)],
+    summary="Point a model name back at its previous version (or a kept one), now",
+    responses={422: {"description": "Nothing to roll back to, or the target was refused."}},
+)
+async def rollback_model(
+    registry: Registry, request: RollbackRequest | None = None
+) -> RollbackResponse:
+    request = request or RollbackRequest()
+    try:
+        store = await registry.store()
+        previous, version = await store.rollback(request.name, request.version)
+        await registry.reload()
+    except (BundleError, StoreError) as exc:
+        raise Unprocessable(f"The rollback was refused: {exc}") from None
+    return RollbackResponse(
+        status="rolledBack",
+        name=request.name,
+        previous_version=previous,
+        new_version=version,
+        reloaded_at=utc_now(),
+        propagates_within_s=registry.poll_s,
+    )
+
+
+@router.get(
+    "/models",
+    dependencies=[Depends(_reload_guard)],
+    summary="The model store: names and every kept version with its metrics (newest first)",
+)
+async def list_models(
+    registry: Registry, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+) -> ModelsResponse:
+    try:
+        store = await registry.store()
+    except BundleError as exc:  # no signing key yet: nothing can be stored
+        raise ServiceUnavailable(str(exc)) from None
+    names = await store.names()
+    versions = await store.versions(limit)
+    return ModelsResponse(
+        names={name: named.version for name, named in names.items()},
+        versions=[
+            ModelVersionSummary(
+                version=v.version,
+                created_at=v.created_at,
+                source=v.source,
+                trained_for=v.trained_for,
+                size_bytes=v.size_bytes,
+                trained_at=v.manifest.get("trainedAt"),
+                data_window=v.manifest.get("dataWindow"),
+                counts=v.manifest.get("counts"),
+                offline_metrics=v.manifest.get("offlineMetrics"),
+                params=v.manifest.get("params"),
+            )
+            for v in versions
+        ],
     )

@@ -7,14 +7,19 @@ from typing import Any
 from uuid import UUID
 
 import orjson
+from pydantic import Field
 
 from interaction_recommender.wire import UtcTimestamp, WireModel, dumps
 
 __all__ = [
     "ModelInfoResponse",
+    "ModelVersionSummary",
+    "ModelsResponse",
     "RecommendationResponse",
     "RecommendedMovie",
     "ReloadResponse",
+    "RollbackRequest",
+    "RollbackResponse",
     "recommendation_body",
 ]
 
@@ -78,6 +83,47 @@ class ReloadResponse(WireModel):
     previous_version: str | None
     new_version: str | None
     reloaded_at: UtcTimestamp
+    propagates_within_s: float
+    """Every other process (on every host) serves the same within this many seconds."""
+
+
+class RollbackRequest(WireModel):
+    name: str = Field(default="champion", min_length=1, max_length=100)
+    version: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="A kept version; default: the one the name pointed at before its last move.",
+    )
+
+
+class RollbackResponse(WireModel):
+    status: str  # rolledBack
+    name: str
+    previous_version: str
+    new_version: str
+    reloaded_at: UtcTimestamp
+    propagates_within_s: float
+
+
+class ModelVersionSummary(WireModel):
+    version: str
+    created_at: UtcTimestamp
+    source: str
+    trained_for: str | None
+    size_bytes: int
+    trained_at: str | None
+    data_window: Any = None
+    counts: Any = None
+    offline_metrics: Any = None
+    params: Any = None
+
+
+class ModelsResponse(WireModel):
+    """GET /models: the store's names and the training history (newest first)."""
+
+    names: dict[str, str]
+    versions: list[ModelVersionSummary]
 
 
 class ModelInfoResponse(WireModel):
@@ -101,3 +147,7 @@ class ModelInfoResponse(WireModel):
     """λ of `home` lists: chosen at training (`lambda`, with the nDCG per λ tried) and the one
     this process serves with (`serving`: CALIBRATION_LAMBDA or DIVERSITY=false override it)."""
     sha256: str | None = None
+    signed_by: str | None = None
+    """The key id (model/signing.py) of the key that signed the served bundle."""
+    names: dict[str, str] | None = None
+    """Every model name this process serves, and its version."""

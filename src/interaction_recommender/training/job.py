@@ -1,7 +1,8 @@
 """One training job, the same for every caller (`recommender train`, `create-sample-model`, the
 scheduled trainer, the embedded mode's first model): the stored input read without holding a
-connection for long, then fit and evaluate (pipeline.py), then the artifact written to MODEL_PATH
-(the previous one kept for rollback)."""
+connection for long, then fit and evaluate (pipeline.py), then the model signed and stored as a
+new version of its name in the model store (model/store.py), which every process serves within
+MODEL_POLL_S."""
 
 from __future__ import annotations
 
@@ -14,16 +15,18 @@ from interaction_recommender.catalog.movie import CatalogMovie
 from interaction_recommender.catalog.repository import CatalogRepository
 from interaction_recommender.events.messages import EventMessage
 from interaction_recommender.events.repository import event_messages_after
-from interaction_recommender.model.artifact import save_artifact
+from interaction_recommender.model.bundle import write_bundle
 from interaction_recommender.model.engine import EngineSettings
+from interaction_recommender.model.keys import required_signing_keys
 from interaction_recommender.model.labels import LabelWeights
+from interaction_recommender.model.store import CHAMPION, Added, ModelStore
 from interaction_recommender.settings import Settings
 from interaction_recommender.storage.database import Database
 from interaction_recommender.training.fit import FitConfig
 from interaction_recommender.training.impressions import ShownList, stored_shown_lists
 from interaction_recommender.training.pipeline import TrainResult, train_model
 
-__all__ = ["TrainingInput", "fit", "save", "stored_training_input", "train_and_save"]
+__all__ = ["TrainingInput", "fit", "save", "stored_training_input", "training_config"]
 
 _PAGE = 5000
 
@@ -77,15 +80,23 @@ def fit(
     )
 
 
-def save(settings: Settings, result: TrainResult) -> dict[str, Any]:
-    """Write the artifact to MODEL_PATH (the previous one kept for rollback); its manifest.
-    A separate step, so that a round cancelled during ``fit`` writes nothing."""
-    return save_artifact(result.model, settings.effective_model_path)
+async def save(
+    settings: Settings, database: Database, result: TrainResult, *, name: str = CHAMPION
+) -> Added:
+    """Sign the model and store it as the new version of ``name``. A separate step, so that a
+    round cancelled during ``fit`` stores nothing."""
+    keys = await required_signing_keys(settings, database)
+    bundle = await asyncio.to_thread(write_bundle, result.model, keys)
+    return await ModelStore(database, keys).add(
+        bundle, source="train", name=name, training_config=training_config(settings)
+    )
 
 
-def train_and_save(
-    settings: Settings, data: TrainingInput, *, progress: Callable[[str], Any] = lambda _: None
-) -> tuple[TrainResult, dict[str, Any]]:
-    """``fit`` then ``save``, in the caller's thread (the CLI)."""
-    result = fit(settings, data, progress=progress)
-    return result, save(settings, result)
+def training_config(settings: Settings) -> dict[str, Any]:
+    """What a name is trained with (stored with the name: scheduled training of that name)."""
+    config = FitConfig.from_settings(settings)
+    return {
+        "labels": LabelWeights.from_settings(settings).as_dict(),
+        "easeMaxItems": config.ease_max_items,
+        "calibrationLambda": settings.calibration_lambda,
+    }

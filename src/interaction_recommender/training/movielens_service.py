@@ -5,12 +5,10 @@ with context `home`, k = 10."""
 
 from __future__ import annotations
 
-import tempfile
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from uuid import UUID
 
 import numpy as np
@@ -20,11 +18,12 @@ from interaction_recommender.catalog.movie import CatalogMovie
 from interaction_recommender.events.messages import SCHEMA_VERSION, EventMessage
 from interaction_recommender.events.schemas import EventType
 from interaction_recommender.features.state import UserFeatures
-from interaction_recommender.model.artifact import load_artifact, save_artifact
+from interaction_recommender.model.bundle import read_bundle, write_bundle
 from interaction_recommender.model.catalog_view import build_catalog_view
 from interaction_recommender.model.context import Context
 from interaction_recommender.model.engine import EngineSettings, recommend
 from interaction_recommender.model.labels import LabelWeights
+from interaction_recommender.model.signing import SigningKeys, generate_key
 from interaction_recommender.training.baselines import top_k
 from interaction_recommender.training.benchmark import UNCALIBRATED_ROW, ServiceFit
 from interaction_recommender.training.dataset import features_by_user, training_data
@@ -68,10 +67,9 @@ def service_model(
         params = tune(inner_features, inner_test, catalog, labels, config, now=_latest(inner.train))
         features = features_by_user(_rating_events(train, user_ids, item_ids), by_id.get)
         fitted = fit_model(features, catalog, params, labels, config, version="movielens")
-        with tempfile.TemporaryDirectory() as folder:
-            path = Path(folder) / "recommender.pkl"
-            save_artifact(fitted, path)
-            model, _ = load_artifact(path)
+        # served as production serves it: through a signed bundle, written and read back
+        keys = SigningKeys.parse(generate_key())
+        model, _ = read_bundle(write_bundle(fitted, keys), keys)
         view = build_catalog_view(model, catalog, catalog_version=0)
         index = {movie_id: i for i, movie_id in enumerate(item_ids)}
         now = _latest(train)

@@ -3,9 +3,10 @@ and scheduled retraining (TRAIN_INTERVAL_S > 0).
 
 Scheduled retraining runs in `recommender worker` only, never in the API process: a fit takes
 seconds to minutes of CPU. It trains in a thread (numpy/scipy release the GIL for the heavy
-parts), writes the artifact atomically to MODEL_PATH (the previous one kept for rollback), and
-every serving process picks the new version up by polling the manifest. With several workers, a
-Postgres advisory lock lets one of them train per round; the others skip it.
+parts), stores the signed model as the champion's new version in the model store (one
+transaction: all or nothing), and every serving process switches by polling the store's names.
+With several workers, the trainer lock (storage/locks.py, also held by `recommender train`) lets
+one of them train per round; the others skip it.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import asyncio
 import structlog
 
 from interaction_recommender.background import BackgroundLoop
+from interaction_recommender.model.keys import required_signing_keys
+from interaction_recommender.model.store import CHAMPION, ModelStore
 from interaction_recommender.settings import Settings
 from interaction_recommender.storage.database import Database
 from interaction_recommender.storage.locks import TRAINER_LOCK, try_session_lock
@@ -26,20 +29,27 @@ __all__ = ["ScheduledTraining", "train_from_database"]
 log = structlog.get_logger(__name__)
 
 
-async def train_from_database(settings: Settings, database: Database) -> TrainResult | None:
+async def train_from_database(
+    settings: Settings, database: Database, *, name: str = CHAMPION
+) -> TrainResult | None:
     """Train on every stored event (and the impression log's lists when LABEL_IGNORED_TWICE is
-    not 0) and write the artifact; None when there are no events."""
+    not 0), store the model as the new version of ``name`` and collect the store's garbage;
+    None when there are no events. The caller holds the trainer lock."""
     data = await stored_training_input(settings, database)
     if not data.events:
         return None
     log.info("training_started", events=len(data.events))
     result = await asyncio.to_thread(fit, settings, data)
     # Not reached when the round was cancelled meanwhile (a worker stopping): the thread's fit
-    # finishes unseen, and nothing is written after the trainer lock is gone.
-    await asyncio.to_thread(save, settings, result)
+    # finishes unseen, and nothing is stored after the trainer lock is gone.
+    added = await save(settings, database, result, name=name)
+    store = ModelStore(database, await required_signing_keys(settings, database))
+    await store.collect_garbage(settings.model_keep)
     log.info(
         "training_finished",
         version=result.model.version,
+        name=name,
+        moved=added.moved,
         seconds=round(result.seconds, 1),
         metrics=result.metrics,
     )

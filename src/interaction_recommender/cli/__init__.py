@@ -11,17 +11,15 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import structlog
 import typer
 
+from interaction_recommender.cli.models import model_app
 from interaction_recommender.logs import configure_logging
 from interaction_recommender.settings import Settings
 from interaction_recommender.wire import dumps
-
-if TYPE_CHECKING:  # the CLI imports its commands' modules lazily (a fast --help)
-    from interaction_recommender.training.job import TrainingInput
 
 __all__ = ["main"]
 
@@ -125,34 +123,33 @@ def train(
         Path | None,
         typer.Option(help="A world from `demo generate` instead of the database's events."),
     ] = None,
+    name: Annotated[
+        str, typer.Option(help="The model name this training makes a new version of.")
+    ] = "champion",
     lock_wait_s: Annotated[
         float,
         typer.Option(help="How long to wait for another trainer (the worker's) to finish."),
     ] = 600.0,
 ) -> None:
     """Train on the stored events (or a world file), evaluate on a time-ordered holdout, and
-    write the artifact to MODEL_PATH (the previous one is kept for rollback). From the stored
-    events it holds the trainer lock, as the worker's scheduled training does: one trainer at
-    a time; exit code 75 when another one kept it past --lock-wait-s."""
-    from interaction_recommender.training.job import TrainingInput
+    store the signed model as the new version of --name in the model store (every serving
+    process switches within MODEL_POLL_S). Holds the trainer lock, as the worker's scheduled
+    training does: exit code 75 when another trainer kept it past --lock-wait-s."""
+    from interaction_recommender.cli.training import stored_input, train_into_store, world_input
 
     settings = Settings()
     configure_logging(settings.log_level, json=settings.log_json)
-    if events_file is not None:
-        from interaction_recommender.demo.events import world_catalog, world_events
-        from interaction_recommender.demo.world import read_world
-
-        world = read_world(events_file)  # a world file has no impression log
-        _train_and_save(settings, TrainingInput(world_events(world), world_catalog(world)))
-    else:
-        asyncio.run(_train_stored(settings, lock_wait_s=lock_wait_s))
+    load = world_input(events_file) if events_file is not None else stored_input(settings)
+    asyncio.run(train_into_store(settings, load, name=name, lock_wait_s=lock_wait_s))
 
 
 @app.command("create-sample-model")
 def create_sample_model(
     seed: Annotated[int, typer.Option(help="Seed of the demo world.")] = 7,
 ) -> None:
-    """Train a real model on the synthetic demo world and write it to MODEL_PATH."""
+    """Train a real model on the synthetic demo world and write it, signed, to MODEL_PATH
+    (every serving process imports it as the champion)."""
+    from interaction_recommender.cli.training import train_to_model_path
     from interaction_recommender.demo.events import world_catalog, world_events
     from interaction_recommender.demo.world import generate_world
     from interaction_recommender.training.job import TrainingInput
@@ -160,7 +157,8 @@ def create_sample_model(
     settings = Settings()
     configure_logging(settings.log_level, json=settings.log_json)
     world = generate_world(seed)
-    _train_and_save(settings, TrainingInput(world_events(world), world_catalog(world)))
+    data = TrainingInput(world_events(world), world_catalog(world))
+    asyncio.run(train_to_model_path(settings, data))
 
 
 class Dataset(StrEnum):
@@ -256,46 +254,6 @@ def _provenance(command: list[str]) -> list[str]:
     ]
 
 
-def _train_and_save(settings: Settings, data: TrainingInput) -> None:
-    from rich.console import Console
-
-    from interaction_recommender.training.job import train_and_save
-
-    if not data.events:
-        typer.echo("no events to train on", err=True)
-        raise typer.Exit(1)
-    with Console(stderr=True).status("training") as status:
-        result, manifest = train_and_save(settings, data, progress=status.update)
-    typer.echo(
-        dumps(
-            {
-                "version": manifest["version"],
-                "path": str(settings.effective_model_path),
-                "seconds": round(result.seconds, 1),
-                "counts": manifest["counts"],
-                "offlineMetrics": manifest["offlineMetrics"],
-            }
-        ).decode()
-    )
-
-
-async def _train_stored(settings: Settings, *, lock_wait_s: float) -> None:
-    from interaction_recommender.storage import Database
-    from interaction_recommender.storage.locks import TRAINER_LOCK, try_session_lock
-    from interaction_recommender.training.job import stored_training_input
-
-    database = Database(settings)
-    try:
-        async with try_session_lock(database, TRAINER_LOCK, wait_s=lock_wait_s) as mine:
-            if not mine:
-                typer.echo(f"another trainer held the trainer lock for {lock_wait_s:g} s", err=True)
-                raise typer.Exit(75)  # EX_TEMPFAIL: try again later
-            data = await stored_training_input(settings, database)
-            await asyncio.to_thread(_train_and_save, settings, data)
-    finally:
-        await database.dispose()
-
-
 def _replace_section(path: Path, name: str, body: str) -> None:
     """Put ``body`` between the bench markers named ``name`` in ``path`` (appended if absent)."""
     start, end = f"<!-- bench:{name}:start -->", f"<!-- bench:{name}:end -->"
@@ -306,52 +264,6 @@ def _replace_section(path: Path, name: str, body: str) -> None:
     else:
         text = text.rstrip() + "\n\n" + block + "\n"
     path.write_text(text)
-
-
-model_app = typer.Typer(no_args_is_help=True, help="The served model.")
-
-
-@model_app.command("rollback")
-def model_rollback() -> None:
-    """Put the previous model and manifest back at MODEL_PATH; every serving process picks it
-    up at its next poll, like any new version."""
-    from interaction_recommender.model.artifact import ArtifactError, restore_previous
-
-    settings = Settings()
-    try:
-        manifest = restore_previous(settings.effective_model_path)
-    except ArtifactError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(1) from None
-    typer.echo(
-        json.dumps({"version": manifest["version"], "path": str(settings.effective_model_path)})
-    )
-
-
-@model_app.command("upgrade")
-def model_upgrade() -> None:
-    """Before rolling out a release whose feature semantics are newer than the model at
-    MODEL_PATH: train a new model from the stored events (like `recommender train`) so that the
-    new API processes find one they can score. Does nothing when the model is current."""
-    from interaction_recommender.model.arrays import FEATURE_SEMANTICS
-    from interaction_recommender.model.artifact import ArtifactError, read_manifest
-
-    settings = Settings()
-    configure_logging(settings.log_level, json=settings.log_json)
-    path = settings.effective_model_path
-    try:
-        semantics = read_manifest(path).get("featureSemantics", 1)
-    except ArtifactError:
-        semantics = None  # no model yet: the same answer, train one
-    if semantics == FEATURE_SEMANTICS:
-        typer.echo(json.dumps({"status": "current", "featureSemantics": semantics}))
-        return
-    typer.echo(
-        f"the model at {path} has feature semantics {semantics}, this release scores "
-        f"{FEATURE_SEMANTICS}: training a new one",
-        err=True,
-    )
-    asyncio.run(_train_stored(settings, lock_wait_s=600.0))
 
 
 catalog_app = typer.Typer(no_args_is_help=True, help="The movie catalog.")
