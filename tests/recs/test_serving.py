@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hashlib
 import io
 import socket
 import threading
@@ -16,6 +17,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import joblib
+import orjson
 import pytest
 
 from interaction_recommender.model.arrays import RecommenderModel
@@ -179,6 +182,17 @@ def _retrain_into(
     save_bundle_file(bundle, service.settings.effective_model_path)
 
 
+async def _reload_as_a_client_would(service: Service, headers: dict[str, str]) -> Any:
+    """POST /model/reload, retried after a 503 as its Retry-After says: the reload reads the
+    model store, and the embedded mode's one SQLite connection may be saturated by the load."""
+    for _ in range(10):
+        response = await service.client.post("/api/v1/model/reload", headers=headers)
+        if response.status_code != 503:
+            return response
+        await asyncio.sleep(float(response.headers["Retry-After"]))
+    return response
+
+
 async def _refused_count(service: Service) -> float:
     exported = (await service.client.get("/metrics")).text
     line = next(x for x in exported.splitlines() if x.startswith("model_artifacts_refused_total"))
@@ -277,13 +291,16 @@ async def test_a_swap_under_concurrent_requests_fails_nothing_and_rollback_resto
             response = await serving.client.get(f"/api/v1/recommend/{user}?k=10")
             statuses.append(response.status_code)
             assert response.json()["recommendations"]
-            # A cache hit may complete without suspending; yield so the swaps get their turn.
-            await asyncio.sleep(0)
+            # A cache hit may complete without suspending: pause so the swaps get their turn
+            # (8 clients at up to 100 requests/s each; unpaced, they flood the embedded mode's
+            # one SQLite connection with impressions and the reload waits past its timeout).
+            await asyncio.sleep(0.01)
 
     clients = [asyncio.create_task(load()) for _ in range(8)]
     for version in ("swap-1", "swap-2", "swap-3"):
         await asyncio.to_thread(_retrain_into, serving, tmp_path, version=version)
-        response = await serving.client.post("/api/v1/model/reload", headers=headers)
+        response = await _reload_as_a_client_would(serving, headers)
+        assert response.status_code == 200, response.text
         assert response.json()["newVersion"] == version
     done.set()
     await asyncio.gather(*clients)
@@ -346,3 +363,41 @@ async def test_a_redis_that_never_answers_gives_a_fallback_within_the_budget(
     for item in body["recommendations"]:
         assert set(item["reasons"]) <= {"popular", "trending", "new_release"}
     assert health["components"]["redis"]["status"] == "degraded"
+
+
+class _CreatesAFile:
+    """Unpickling this calls open(path, "w"): proof that a pickle ran."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self) -> tuple[Any, tuple[str, str]]:
+        return (open, (self.path, "w"))
+
+
+async def test_a_hostile_pickle_at_model_path_is_refused_and_never_runs(
+    serving: Service, tmp_path: Path
+) -> None:
+    """The seed's artifact format (a joblib pickle), with its sidecar manifest forged to match:
+    refused as not a bundle before any byte is unpickled."""
+    headers = {"Authorization": f"Bearer {ADMIN}"}
+    served = (await serving.client.get("/api/v1/model/info")).json()["version"]
+    marker = tmp_path / "pwned"
+    path = serving.settings.effective_model_path
+    joblib.dump(_CreatesAFile(str(marker)), path)
+    forged = {
+        "format": 2,
+        "version": "evil",
+        "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+    }
+    path.with_name(path.name + ".json").write_bytes(orjson.dumps(forged))
+
+    answer = await serving.client.post("/api/v1/model/reload", headers=headers)
+
+    assert answer.status_code == 422
+    assert "model migrate" in answer.json()["message"]  # what to do with an old artifact
+    assert not marker.exists()
+    assert (await serving.client.get("/api/v1/model/info")).json()["version"] == served
+    again = await serving.client.post("/api/v1/model/reload", headers=headers)
+    assert again.status_code == 422  # still refused, not re-read: the file did not change
+    assert not marker.exists()

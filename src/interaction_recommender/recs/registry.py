@@ -87,6 +87,8 @@ class ModelRegistry(BackgroundLoop):
         self._store: ModelStore | None = None
         self._file_seen: tuple[int, int] | None = None
         self._file_digest: str | None = None
+        self._file_refusal: str | None = None
+        """Why the file at MODEL_PATH, as last read, was refused (None: imported)."""
         self._refused: dict[str, str] = {}
         """version -> why it was refused (never loaded again)."""
         self.loaded: dict[str, LoadedModel] = {}
@@ -208,13 +210,13 @@ class ModelRegistry(BackgroundLoop):
             return None
         seen = (stat.st_mtime_ns, stat.st_size)
         if seen == self._file_seen:
-            return None
+            return self._file_refusal  # not read again until it changes
         bundle = await asyncio.to_thread(self._path.read_bytes)
         digest = hashlib.sha256(bundle).hexdigest()
         self._file_seen = seen
         if digest == self._file_digest:
-            return None
-        self._file_digest = digest
+            return self._file_refusal
+        self._file_digest, self._file_refusal = digest, None
         try:
             added = await store.add(bundle, source="import", only_if_newer=True)
         except (BundleError, StoreError) as exc:
@@ -222,6 +224,7 @@ class ModelRegistry(BackgroundLoop):
             if _looks_like_joblib(bundle):
                 reason += " (an artifact of an earlier release: `recommender model migrate FILE`)"
             self._refuse_file(reason)
+            self._file_refusal = reason
             return reason
         log.info("model_path_imported", version=added.version, moved=added.moved)
         return None
