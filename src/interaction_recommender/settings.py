@@ -280,7 +280,12 @@ class Settings(BaseSettings):
         description="Seconds a user's cached recommendation lists live in Redis (renewed on "
         "write); unused without Redis.",
     )
-    model_poll_s: float = Field(default=5.0, gt=0, le=60, description="Manifest poll interval.")
+    model_poll_s: float = Field(
+        default=5.0,
+        gt=0,
+        le=60,
+        description="How often every process reads the model store's names (and MODEL_PATH).",
+    )
 
     # --- Feedback loop (docs/feedback.md) ---------------------------------------------------
     impression_logging: bool = Field(
