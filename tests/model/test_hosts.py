@@ -17,6 +17,8 @@ import pytest
 from tests.fixtures.server import ServerProcess, server_port
 from tests.fixtures.services import pg_base_url
 
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
+
 POLL_S = 0.5
 
 

@@ -246,6 +246,17 @@ async def test_reload_accepts_a_good_artifact_and_rejects_broken_ones(
     calibration = (await serving.client.get("/api/v1/model/info")).json()["calibration"]
     assert calibration["lambda"] == 0.3  # the model's, from its manifest...
     assert calibration["serving"] == 0.3  # ... and served with: no CALIBRATION_LAMBDA here
+    models = await serving.client.get("/api/v1/models", headers=headers)
+    assert models.status_code == 200, models.text
+    assert models.json()["names"] == {"champion": "v-good"}
+    newest = models.json()["versions"][0]
+    assert (newest["version"], newest["source"], newest["trainedFor"]) == (
+        "v-good",
+        "import",
+        "champion",
+    )
+    assert newest["sizeBytes"] > 0 and newest["trainedAt"]
+    assert (await serving.client.get("/models")).status_code == 401  # admin only
     exported = (await serving.client.get("/metrics")).text
     assert 'recommender_model_info{loaded_at="' in exported
     assert 'version="v-good"' in exported

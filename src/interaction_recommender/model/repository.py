@@ -183,7 +183,8 @@ class ModelRepository:
             .order_by(model_moves.c.move_id.desc())
             .limit(limit)
         )
-        return [dict(row._mapping) for row in await self._conn.execute(statement)]
+        rows = await self._conn.execute(statement)
+        return [{str(k): v for k, v in row._mapping.items()} for row in rows]  # plain str keys
 
     # --- the shared signing key -----------------------------------------------------------
     async def signing_key(self) -> str | None:
