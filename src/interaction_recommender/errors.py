@@ -25,6 +25,7 @@ from typing import Any
 
 import asyncpg
 import orjson
+import redis.exceptions
 import sqlalchemy.exc
 
 __all__ = [
@@ -161,6 +162,8 @@ def is_dependency_failure(exc: BaseException) -> bool:
     as opposed to a bug: these become a 503 with Retry-After instead of a 500."""
     if isinstance(exc, sqlalchemy.exc.TimeoutError | TimeoutError | ConnectionError):
         return True
+    if isinstance(exc, redis.exceptions.ConnectionError | redis.exceptions.TimeoutError):
+        return True  # redis-py's own classes, not subclasses of the builtin ones
     if isinstance(exc, _ASYNCPG_TRANSIENT):
         return True
     if isinstance(exc, sqlalchemy.exc.DBAPIError):

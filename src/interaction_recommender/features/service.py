@@ -6,8 +6,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 from uuid import UUID
 
+import structlog
+
 from interaction_recommender.catalog.cache import CatalogCache
-from interaction_recommender.errors import NotFound, ServiceUnavailable
+from interaction_recommender.errors import NotFound, ServiceUnavailable, is_dependency_failure
 from interaction_recommender.events.repository import (
     user_event_messages,
     user_has_events,
@@ -27,6 +29,8 @@ from interaction_recommender.wire import utc_now
 
 __all__ = ["FeatureService"]
 
+log = structlog.get_logger(__name__)
+
 
 @dataclass
 class FeatureService:
@@ -39,7 +43,13 @@ class FeatureService:
         """The online store, else the snapshot (and the online store is repaired), else empty
         features for a user whose events are stored but not processed yet; NotFound for a user
         with no stored events at all."""
-        online = await self.store.get_many([user_id])
+        try:
+            online = await self.store.get_many([user_id])
+        except Exception as exc:
+            if not is_dependency_failure(exc):
+                raise
+            log.warning("online_features_unavailable", error=type(exc).__name__)
+            online = {}  # the snapshot in the database answers instead
         if user_id in online:
             return online[user_id]
         async with self.database.transaction() as conn:
@@ -47,7 +57,11 @@ class FeatureService:
             if user_id not in snapshot and not await user_has_events(conn, user_id):
                 raise NotFound("No events are stored for this user.")
         if user_id in snapshot:
-            await self.store.put_many([snapshot[user_id]])
+            try:
+                await self.store.put_many([snapshot[user_id]])
+            except Exception as exc:  # the repair can wait for the next read
+                if not is_dependency_failure(exc):
+                    raise
             return snapshot[user_id]
         return new_features(user_id)
 
