@@ -187,3 +187,16 @@ async def test_a_failing_consumer_degrades_the_service(
     assert body["status"] == "degraded"
     assert body["components"]["consumers"]["status"] == "degraded"
     assert "injected fault" in body["components"]["consumers"]["message"]
+
+
+async def test_no_model_yet_is_healthy_the_fallback_is_the_designed_answer(tmp_path: Path) -> None:
+    """Before any training the service answers from the popularity fallback, as designed: the
+    `model` component is healthy and says so (issue 17: the Java callers read anything but
+    healthy as down)."""
+    async with run_service(embedded_settings(tmp_path)) as service:
+        body = (await service.client.get("/health")).json()
+
+    model = body["components"]["model"]
+    assert model["status"] == "healthy"
+    assert "popularity fallback" in model["message"]
+    assert body["status"] == "healthy"
