@@ -112,14 +112,19 @@ class HealthChecker:
 
     def watch_model(self, registry: ModelRegistry) -> None:
         async def probe() -> ComponentHealth:
+            # Healthy either way: without a model the popularity fallback is the designed
+            # answer (the callers read anything but healthy as down); a refused bundle is a
+            # message, a metric and an alert (deploy/alerts.yml), not a degraded service.
             loaded = registry.current
+            refused = (
+                f"; newest model refused: {registry.last_error}" if registry.last_error else ""
+            )
             if loaded is None:
-                reason = f" ({registry.last_error})" if registry.last_error else ""
-                return ComponentHealth("degraded", 0.0, f"no model: popularity fallback{reason}")
+                what = "no usable model" if registry.last_error else "no model trained yet"
+                message = f"{what}: answers come from the popularity fallback"
+                return ComponentHealth("healthy", 0.0, message + refused)
             message = f"version {loaded.model.version}, {loaded.view.n_items} movies"
-            if registry.last_error:
-                message += f"; newest artifact rejected: {registry.last_error}"
-            return ComponentHealth("healthy", 0.0, message)
+            return ComponentHealth("healthy", 0.0, message + refused)
 
         self._probes["model"] = probe
 
