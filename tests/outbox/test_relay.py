@@ -67,7 +67,7 @@ async def test_sent_rows_are_deleted_after_retention_only(tmp_path: Path) -> Non
             await repo.add([OutboxMessage("t", None, b"{}") for _ in range(3)], now)
             ids = [m.id for m in await repo.claim_batch(10)]
             await repo.mark_sent(ids[:2], now - timedelta(hours=2))
-            deleted = await repo.delete_sent_before(now - timedelta(hours=1))
+            deleted = await repo.delete_sent_before(now - timedelta(hours=1), limit=100)
             remaining = (await conn.execute(select(func.count()).select_from(outbox))).scalar()
         assert deleted == 2
         assert remaining == 1  # the unsent row is never deleted

@@ -27,6 +27,7 @@ from interaction_recommender.feedback.repository import (
     ImpressionRepository,
 )
 from interaction_recommender.storage.database import Database
+from interaction_recommender.storage.retention import delete_in_chunks
 from interaction_recommender.wire import utc_now
 
 __all__ = ["ImpressionLog"]
@@ -100,10 +101,14 @@ class ImpressionLog(BackgroundLoop):
             self._pending.extend(kept)
 
     async def prune(self) -> int:
+        """Delete impressions and feedback past the retention, in bounded chunks."""
         before = utc_now() - self._retention
-        async with self._database.transaction() as conn:
-            removed = await ImpressionRepository(conn).prune(before)
-            removed += await FeedbackRepository(conn).prune(before)
+        removed = await delete_in_chunks(
+            self._database, lambda conn, rows: ImpressionRepository(conn).prune(before, rows)
+        )
+        removed += await delete_in_chunks(
+            self._database, lambda conn, rows: FeedbackRepository(conn).prune(before, rows)
+        )
         return removed
 
     async def _run(self) -> None:

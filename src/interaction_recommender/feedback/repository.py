@@ -146,11 +146,17 @@ class ImpressionRepository:
     async def delete_user(self, user_id: UUID) -> None:
         await self._conn.execute(delete(impressions).where(impressions.c.user_id == user_id))
 
-    async def prune(self, before: datetime) -> int:
-        result = await self._conn.execute(
-            delete(impressions).where(impressions.c.shown_at < before)
+    async def prune(self, before: datetime, limit: int) -> int:
+        """Delete at most ``limit`` impressions shown before ``before``."""
+        expired = (
+            select(impressions.c.recommendation_id)
+            .where(impressions.c.shown_at < before)
+            .limit(limit)
         )
-        return result.rowcount or 0
+        result = await self._conn.execute(
+            delete(impressions).where(impressions.c.recommendation_id.in_(expired))
+        )
+        return int(result.rowcount or 0)
 
 
 def _escape(text: str) -> str:
@@ -219,9 +225,13 @@ class FeedbackRepository:
     async def delete_user(self, user_id: UUID) -> None:
         await self._conn.execute(delete(feedback).where(feedback.c.user_id == user_id))
 
-    async def prune(self, before: datetime) -> int:
-        result = await self._conn.execute(delete(feedback).where(feedback.c.received_at < before))
-        return result.rowcount or 0
+    async def prune(self, before: datetime, limit: int) -> int:
+        """Delete at most ``limit`` feedback rows received before ``before``."""
+        expired = select(feedback.c.feedback_id).where(feedback.c.received_at < before).limit(limit)
+        result = await self._conn.execute(
+            delete(feedback).where(feedback.c.feedback_id.in_(expired))
+        )
+        return int(result.rowcount or 0)
 
 
 def _values(row: FeedbackRow) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from interaction_recommender.background import BackgroundLoop
 from interaction_recommender.bus.base import Bus, Message
 from interaction_recommender.outbox.repository import OUTBOX_CHANNEL, OutboxRepository
 from interaction_recommender.storage.database import Database
+from interaction_recommender.storage.retention import delete_in_chunks
 
 __all__ = ["OutboxRelay", "RelayState"]
 
@@ -124,7 +125,7 @@ class OutboxRelay(BackgroundLoop):
                 await self._guarded(self._update_gauges())
             if now >= next_cleanup:
                 next_cleanup = now + _CLEANUP_INTERVAL_S
-                await self._guarded(self._delete_old_sent_rows())
+                await self._guarded(self.delete_old_sent_rows())
             if sent < self._batch_size:
                 await self._idle()
 
@@ -183,9 +184,13 @@ class OutboxRelay(BackgroundLoop):
         age = (datetime.now(UTC) - oldest).total_seconds() if oldest else 0.0
         metrics.OUTBOX_OLDEST_AGE.set(max(age, 0.0))
 
-    async def _delete_old_sent_rows(self) -> None:
+    async def delete_old_sent_rows(self) -> int:
+        """Delete rows sent longer than the retention ago, in bounded chunks; how many."""
         cutoff = datetime.now(UTC) - self._retention
-        async with self._database.transaction() as conn:
-            deleted = await OutboxRepository(conn).delete_sent_before(cutoff)
+        deleted = await delete_in_chunks(
+            self._database,
+            lambda conn, rows: OutboxRepository(conn).delete_sent_before(cutoff, rows),
+        )
         if deleted:
             log.info("outbox_sent_rows_deleted", rows=deleted)
+        return deleted

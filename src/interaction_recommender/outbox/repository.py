@@ -100,10 +100,14 @@ class OutboxRepository:
             delete(outbox).where(outbox.c.sent_at.is_(None), outbox.c.message_key == key)
         )
 
-    async def delete_sent_before(self, cutoff: datetime) -> int:
-        result = await self._conn.execute(
-            delete(outbox).where(outbox.c.sent_at.is_not(None), outbox.c.sent_at < cutoff)
+    async def delete_sent_before(self, cutoff: datetime, limit: int) -> int:
+        """Delete at most ``limit`` rows sent before ``cutoff`` (storage/retention.py)."""
+        expired = (
+            select(outbox.c.id)
+            .where(outbox.c.sent_at.is_not(None), outbox.c.sent_at < cutoff)
+            .limit(limit)
         )
+        result = await self._conn.execute(delete(outbox).where(outbox.c.id.in_(expired)))
         return int(result.rowcount or 0)
 
     async def backlog(self) -> tuple[int, datetime | None]:
