@@ -1,0 +1,36 @@
+"""SQL errors never carry the statement's parameters (a user's search text, user ids) into logs,
+answers or /health (issue 17, defect 7)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from interaction_recommender.storage import Database
+from tests.fixtures.app import embedded_settings
+from tests.fixtures.services import pg_base_url
+
+SECRET = "what-a-user-searched-for"
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+async def test_a_failing_statement_does_not_show_its_parameters(
+    tmp_path: Path, pg_schema: str, backend: str
+) -> None:
+    overrides = (
+        {"database_url": pg_base_url(), "database_schema": pg_schema}
+        if backend == "postgres"
+        else {}
+    )
+    database = Database(embedded_settings(tmp_path, **overrides))
+    try:
+        with pytest.raises(Exception) as failure:  # noqa: PT011 - any driver error will do
+            async with database.transaction() as conn:
+                await conn.execute(text("SELECT * FROM no_such_table WHERE x = :q"), {"q": SECRET})
+    finally:
+        await database.dispose()
+
+    assert "no_such_table" in str(failure.value)  # the error still says what failed
+    assert SECRET not in str(failure.value)
