@@ -52,6 +52,8 @@ class Database:
         common: dict[str, Any] = {
             "json_serializer": _json_dumps,
             "json_deserializer": orjson.loads,
+            # An error's text reaches logs and /health: never a user's search text or ids.
+            "hide_parameters": True,
         }
         if self.dialect == "sqlite":
             Path(url.split("///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
@@ -89,6 +91,7 @@ class Database:
             self._settings.effective_database_url,
             poolclass=NullPool,
             connect_args=self._postgres_connect_args(bounded=False),
+            hide_parameters=True,
         )
 
     def _postgres_connect_args(self, *, bounded: bool = True) -> dict[str, Any]:
