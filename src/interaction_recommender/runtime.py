@@ -189,6 +189,7 @@ async def build_runtime(
             topic=topics.interaction_events,
             max_batch=settings.ingest_group_max_batch,
             max_in_flight=settings.ingest_group_max_in_flight,
+            max_pending=settings.ingest_queue_max,
         ),
         bus=bus,
         topics=topics,

@@ -162,6 +162,12 @@ class Settings(BaseSettings):
     ingest_group_max_in_flight: int = Field(
         default=4, ge=1, le=64, description="Group-commit transactions running at once."
     )
+    ingest_queue_max: int = Field(
+        default=10_000,
+        ge=1,
+        le=1_000_000,
+        description="Single events waiting for a group commit; past it, 503 with Retry-After.",
+    )
     relay_batch_size: int = Field(
         default=500, ge=1, le=10_000, description="Most outbox rows published per relay round."
     )

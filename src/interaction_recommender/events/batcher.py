@@ -4,6 +4,8 @@ Concurrent `POST /events/{type}` requests are coalesced into one ``EventStore.in
 transaction, one statement on Postgres), the way a Kafka producer lingers to fill a batch. Each
 request still gets its answer only after the transaction holding its event committed, and a
 failed transaction fails every request in it (each client retries with its own request id).
+The queue is bounded (``max_pending``, INGEST_QUEUE_MAX): when the database is slower than the
+callers, a request past the bound gets a 503 with Retry-After at once instead of memory growing.
 
 No waiting is added: a batch is sent as soon as one of ``max_in_flight`` slots is free, so a
 lone request goes out at once, and under load the requests that arrive while the slots are busy
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 
+from interaction_recommender.errors import ServiceUnavailable
 from interaction_recommender.events.schemas import NewEvent
 from interaction_recommender.events.store import EventStore, IngestOutcome
 
@@ -23,16 +26,25 @@ __all__ = ["IngestBatcher"]
 
 class IngestBatcher:
     def __init__(
-        self, store: EventStore, *, topic: str, max_batch: int, max_in_flight: int
+        self,
+        store: EventStore,
+        *,
+        topic: str,
+        max_batch: int,
+        max_in_flight: int,
+        max_pending: int,
     ) -> None:
         self._store = store
         self._topic = topic
         self._max_batch = max_batch
         self._max_in_flight = max_in_flight
+        self._max_pending = max_pending
         self._pending: list[tuple[NewEvent, asyncio.Future[IngestOutcome]]] = []
         self._in_flight: set[asyncio.Task[None]] = set()
 
     async def ingest(self, event: NewEvent) -> IngestOutcome:
+        if len(self._pending) >= self._max_pending:
+            raise ServiceUnavailable("Too many events are waiting for the database; retry later.")
         future: asyncio.Future[IngestOutcome] = asyncio.get_running_loop().create_future()
         self._pending.append((event, future))
         self._send_batches()

@@ -15,12 +15,22 @@ __all__ = ["EventIngest"]
 
 class EventIngest:
     def __init__(
-        self, store: EventStore, *, topic: str, max_batch: int, max_in_flight: int
+        self,
+        store: EventStore,
+        *,
+        topic: str,
+        max_batch: int,
+        max_in_flight: int,
+        max_pending: int,
     ) -> None:
         self._store = store
         self._topic = topic
         self._single = IngestBatcher(
-            store, topic=topic, max_batch=max_batch, max_in_flight=max_in_flight
+            store,
+            topic=topic,
+            max_batch=max_batch,
+            max_in_flight=max_in_flight,
+            max_pending=max_pending,
         )
 
     async def one(self, event: NewEvent) -> IngestOutcome:
