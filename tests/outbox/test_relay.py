@@ -9,6 +9,7 @@ from pathlib import Path
 import orjson
 from sqlalchemy import func, select
 
+from interaction_recommender import metrics
 from interaction_recommender.bus.memory import MemoryBus
 from interaction_recommender.outbox import OutboxMessage, OutboxRelay, OutboxRepository
 from interaction_recommender.storage import Database, migrate
@@ -17,6 +18,7 @@ from tests.fixtures.app import embedded_settings, platform_settings, run_service
 from tests.fixtures.bus import read_topic
 from tests.fixtures.factories import event_payload, new_id
 from tests.fixtures.services import KafkaBroker
+from tests.fixtures.serving import eventually
 
 
 async def _database(tmp_path: Path) -> Database:
@@ -98,3 +100,33 @@ async def test_two_replicas_publish_one_users_events_in_commit_order(
     sequences = [m["sequence"] for m in messages if m["userId"] == user]
     assert len(sequences) == 120
     assert sequences == sorted(set(sequences))
+
+
+class _DownBus(MemoryBus):
+    """A fault: a broker that refuses every publish."""
+
+    async def publish(self, messages: object) -> None:
+        raise ConnectionError("the broker is down")
+
+
+async def test_the_backlog_gauges_keep_moving_while_the_broker_is_down(tmp_path: Path) -> None:
+    """Alerts on the outbox backlog rely on the gauges: they must not freeze during an outage
+    (issue 17, defect 7)."""
+    database = await _database(tmp_path)
+    relay = _relay(database, _DownBus())
+    try:
+        relay.start()
+        await asyncio.sleep(0.3)  # the first publish has failed: the relay is retrying
+        async with database.transaction() as conn:
+            await OutboxRepository(conn).add(
+                [OutboxMessage("t", "k", b"{}") for _ in range(25)], datetime.now(UTC)
+            )
+
+        async def gauge_shows_the_backlog() -> bool:
+            return metrics.OUTBOX_BACKLOG._value.get() == 25
+
+        await eventually(gauge_shows_the_backlog, timeout=10)
+        assert metrics.OUTBOX_OLDEST_AGE._value.get() >= 0.0
+    finally:
+        await relay.stop(flush_timeout_s=0.1)
+        await database.dispose()
