@@ -71,6 +71,7 @@ class OutboxRelay(BackgroundLoop):
         self._max_backoff_s = max_backoff_s
         self._retention = timedelta(seconds=retention_s)
         self._wake = asyncio.Event()
+        self._next_gauges = 0.0
         self.state = RelayState()
         database.listen(OUTBOX_CHANNEL, self._wake.set)  # rows committed: publish them now
 
@@ -116,13 +117,11 @@ class OutboxRelay(BackgroundLoop):
             self.state.running = False
 
     async def _loop(self) -> None:
-        next_gauges = next_cleanup = 0.0
+        next_cleanup = 0.0
         while not self.stopping:
             sent = await self._publish_with_retry()
             now = time.monotonic()
-            if now >= next_gauges:
-                next_gauges = now + _GAUGE_INTERVAL_S
-                await self._guarded(self._update_gauges())
+            await self._gauges_when_due()
             if now >= next_cleanup:
                 next_cleanup = now + _CLEANUP_INTERVAL_S
                 await self._guarded(self.delete_old_sent_rows())
@@ -134,7 +133,7 @@ class OutboxRelay(BackgroundLoop):
             retry=retry_if_exception_type(Exception),
             wait=wait_exponential(multiplier=0.1, max=self._max_backoff_s) + wait_random(0, 0.2),
             before_sleep=self._record_failure,
-            sleep=self.pause,
+            sleep=self._between_retries,
             reraise=True,
         )
         sent = 0
@@ -146,6 +145,17 @@ class OutboxRelay(BackgroundLoop):
         self.state.consecutive_failures = 0
         self.state.last_success_at = datetime.now(UTC)
         return sent
+
+    async def _between_retries(self, seconds: float) -> None:
+        """While the broker is down the backlog gauges keep moving: alerts rely on them."""
+        await self._gauges_when_due()
+        await self.pause(seconds)
+
+    async def _gauges_when_due(self) -> None:
+        now = time.monotonic()
+        if now >= self._next_gauges:
+            self._next_gauges = now + _GAUGE_INTERVAL_S
+            await self._guarded(self._update_gauges())
 
     def _record_failure(self, retry_state: RetryCallState) -> None:
         outcome = retry_state.outcome
