@@ -11,6 +11,7 @@ import base64
 import binascii
 import json
 import os
+import re
 import shlex
 import socket
 import subprocess
@@ -642,3 +643,14 @@ def test_settings_from_the_container_environment_select_the_platform(
     assert settings.effective_model_path == Path("/app/models/recommender.pkl")
     assert settings.host == "0.0.0.0", "inside a container the server must bind every interface"
     assert settings.port == 8000
+
+
+def test_compose_requires_an_admin_token(compose: dict[str, Any]) -> None:
+    """Secure by default (issue 17, defect 9): the service refuses to start from compose without
+    ADMIN_TOKEN (`${ADMIN_TOKEN:?...}` makes `docker compose up` fail with the message); the Java
+    callers send no token, so API_TOKENS stays optional."""
+    env = compose_env(_service(compose, SERVICE))
+    required = re.fullmatch(r"\$\{ADMIN_TOKEN:\?(.+)\}", env.get("ADMIN_TOKEN", ""))
+    assert required, f"ADMIN_TOKEN={env.get('ADMIN_TOKEN')!r} is not required"
+    assert "ADMIN_TOKEN" in required.group(1)  # the message says what to set
+    assert "API_TOKENS" not in env
