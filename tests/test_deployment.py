@@ -627,8 +627,10 @@ def test_settings_from_the_container_environment_select_the_platform(
         for name, value in env_of(final_stage).items()
         if not name.startswith(_NON_SETTINGS_ENV_PREFIXES)
     }
-    # The container sees the image's ENV, overridden by the compose file's environment.
-    for name, value in {**image_env, **compose_env(_service(compose, SERVICE))}.items():
+    # The container sees the image's ENV, overridden by the compose file's environment (the
+    # operator's ADMIN_TOKEN interpolated, as `docker compose up` does).
+    service_env = compose_env(_service(compose, SERVICE)) | {"ADMIN_TOKEN": "an-operators-token-1"}
+    for name, value in {**image_env, **service_env}.items():
         monkeypatch.setenv(name, value)
 
     settings = Settings()
