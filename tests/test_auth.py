@@ -99,3 +99,22 @@ async def test_admin_routes(
     assert response.status_code == status
     if status != 200:
         assert_error_shape(response.json())
+
+
+@pytest.mark.parametrize(
+    "path", ["/metrics", "/api/v1/metrics", "/api/v1/docs", "/api/v1/openapi.json"]
+)
+async def test_docs_and_metrics_can_be_restricted_to_the_admin(tmp_path: Path, path: str) -> None:
+    """RESTRICT_DOCS_AND_METRICS=true (issue 17, defect 9): the API documentation and the
+    Prometheus metrics need the admin token; by default they stay open."""
+    admin = "admin-token-0123456789"
+    restricted = embedded_settings(tmp_path, admin_token=admin, restrict_docs_and_metrics=True)
+    async with run_service(restricted) as service:
+        anonymous = await service.client.get(path)
+        with_token = await service.client.get(path, headers={"Authorization": f"Bearer {admin}"})
+    async with run_service(embedded_settings(tmp_path / "open")) as service:
+        open_by_default = await service.client.get(path)
+
+    assert anonymous.status_code == 401
+    assert with_token.status_code == 200
+    assert open_by_default.status_code == 200
