@@ -9,13 +9,14 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 import structlog
 from fastapi import APIRouter, Depends, FastAPI
-from fastapi.responses import Response
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from interaction_recommender import __version__
 from interaction_recommender.catalog.endpoints import router as catalog_router
 from interaction_recommender.deadletter.endpoints import router as deadletter_router
-from interaction_recommender.deps import require_api_token
+from interaction_recommender.deps import require_admin, require_api_token
 from interaction_recommender.events.endpoints import router as events_router
 from interaction_recommender.features.endpoints import router as features_router
 from interaction_recommender.feedback.endpoints import router as feedback_router
@@ -77,12 +78,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
             log.info("service_stopping")
 
+    restricted = settings.restrict_docs_and_metrics
     app = FastAPI(
         title="Cinemate interaction-recommender",
         version=__version__,
         lifespan=lifespan,
-        openapi_url=f"{API_PREFIX}/openapi.json",
-        docs_url=f"{API_PREFIX}/docs",
+        openapi_url=None if restricted else f"{API_PREFIX}/openapi.json",
+        docs_url=None if restricted else f"{API_PREFIX}/docs",
         redoc_url=None,
     )
     install_error_handlers(app)
@@ -109,7 +111,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     operations = APIRouter()
     operations.include_router(health_router)
-    operations.add_api_route("/metrics", _metrics, methods=["GET"], include_in_schema=False)
+    admin_only = [Depends(require_admin)] if restricted else []
+    operations.add_api_route(
+        "/metrics", _metrics, methods=["GET"], include_in_schema=False, dependencies=admin_only
+    )
+    if restricted:  # the documentation behind the admin token (FastAPI's own routes are off)
+
+        async def openapi() -> JSONResponse:
+            return JSONResponse(app.openapi())
+
+        async def docs() -> HTMLResponse:
+            return get_swagger_ui_html(openapi_url=f"{API_PREFIX}/openapi.json", title=app.title)
+
+        app.add_api_route(
+            f"{API_PREFIX}/openapi.json", openapi, include_in_schema=False, dependencies=admin_only
+        )
+        app.add_api_route(
+            f"{API_PREFIX}/docs", docs, include_in_schema=False, dependencies=admin_only
+        )
 
     # docs/contract.md: every route answers with and without the /api/v1 prefix: the same handlers
     # and auth, registered twice (only the prefixed copy is in the OpenAPI document).

@@ -115,6 +115,11 @@ class Settings(BaseSettings):
     admin_token: str | None = Field(
         default=None, description="Bearer token for admin routes; unset = admin routes refuse."
     )
+    restrict_docs_and_metrics: bool = Field(
+        default=False,
+        description="The API documentation (/api/v1/docs, openapi.json) and /metrics need the "
+        "admin token (Prometheus scrapes with `authorization: credentials: ...`).",
+    )
 
     # --- Database ---------------------------------------------------------------------------
     auto_migrate: bool | None = Field(
