@@ -52,6 +52,8 @@ _APP = _AppUnderTest()
 # API_TOKENS stay unset: auth is not what this test is about.
 _DOCUMENT = create_app(embedded_settings(Path("unused"))).openapi()
 
+FUZZ_ADMIN_TOKEN = "fuzzing-admin-token-0123"
+
 schema = schemathesis.openapi.from_dict(_DOCUMENT)
 schema.app = _APP
 schema.config.seed = SEED
@@ -60,7 +62,10 @@ schema.config.generation.update(max_examples=MAX_EXAMPLES, deterministic=True, d
 
 @pytest.fixture(scope="module")
 def running_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FastAPI]:
-    _APP.app = create_app(embedded_settings(tmp_path_factory.mktemp("fuzz")))
+    # With an admin token, and every case sends it: the admin routes are fuzzed too, past
+    # their auth check (issue 17, defect 10).
+    settings = embedded_settings(tmp_path_factory.mktemp("fuzz"), admin_token=FUZZ_ADMIN_TOKEN)
+    _APP.app = create_app(settings)
     try:
         with schemathesis_asgi.get_client(_APP) as client:  # starts the lifespan, kept running
             served = client.get(OPENAPI_PATH)
@@ -87,10 +92,12 @@ def running_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FastAPI]:
 def test_no_server_error_and_errors_have_the_shape(
     case: Any, running_app: FastAPI, database: str
 ) -> None:
-    response = case.call()
+    response = case.call(headers={"Authorization": f"Bearer {FUZZ_ADMIN_TOKEN}"})
 
     where = f"{case.method} {case.formatted_path}"
     assert response.status_code < 500, f"{where}: {response.status_code} {response.text}"
+    # every case carries the admin token: an auth refusal would mean the route went unfuzzed
+    assert response.status_code not in (401, 403), f"{where}: {response.text}"
     if response.status_code >= 400:
         content_type = response.headers.get("content-type", [""])[0]
         assert content_type.startswith("application/json"), f"{where}: {content_type}"
