@@ -6,15 +6,16 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from uuid import UUID
 
-from sqlalchemy import Integer, bindparam, delete, select, text
+from sqlalchemy import Integer, bindparam, delete, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from interaction_recommender.events.messages import StoredEvent
 from interaction_recommender.features.codec import decode, encode
 from interaction_recommender.features.state import UserFeatures
-from interaction_recommender.storage.tables import erased_users, user_features
+from interaction_recommender.storage.tables import erased_users, raw_events, user_features
 
-__all__ = ["SnapshotRepository"]
+__all__ = ["SnapshotRepository", "unapplied_events"]
 
 _FEATURE_LOCK_NAMESPACE = (
     4  # pg_advisory_xact_lock(4, hash32(userId)): writers of a user's features
@@ -115,3 +116,33 @@ class SnapshotRepository:
 
     async def delete(self, user_id: UUID) -> None:
         await self._conn.execute(delete(user_features).where(user_features.c.user_id == user_id))
+
+
+async def unapplied_events(conn: AsyncConnection) -> list[StoredEvent]:
+    """Stored events past their user's snapshot watermark (every event of a user without a
+    snapshot), erased users left out, in sequence order: what the feature consumer has not
+    applied. The embedded mode publishes them again at start (its in-process log does not
+    survive a stop)."""
+    query = (
+        select(raw_events)
+        .outerjoin(user_features, user_features.c.user_id == raw_events.c.user_id)
+        .where(
+            raw_events.c.sequence > func.coalesce(user_features.c.watermark, -1),
+            raw_events.c.user_id.not_in(select(erased_users.c.user_id)),
+        )
+        .order_by(raw_events.c.sequence)
+    )
+    return [
+        StoredEvent(
+            sequence=row.sequence,
+            event_id=row.event_id,
+            request_id=row.request_id,
+            event_type=row.event_type,
+            user_id=row.user_id,
+            movie_id=row.movie_id,
+            client_timestamp=row.client_timestamp,
+            server_timestamp=row.server_timestamp,
+            metadata=row.metadata,
+        )
+        for row in await conn.execute(query)
+    ]
