@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import Field, model_validator
 
 from interaction_recommender.wire import WireModel
@@ -9,8 +11,12 @@ from interaction_recommender.wire import WireModel
 __all__ = ["ReplayRequest", "ReplayResponse"]
 
 
+DeadLetterId = Annotated[int, Field(ge=1, le=2**63 - 1)]
+"""A dead letter's id: a positive 64-bit integer (the table's primary key)."""
+
+
 class ReplayRequest(WireModel):
-    ids: list[int] | None = Field(default=None, max_length=10_000)
+    ids: list[DeadLetterId] | None = Field(default=None, max_length=10_000)
     all: bool = False
 
     @model_validator(mode="after")
