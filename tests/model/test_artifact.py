@@ -4,10 +4,8 @@ earlier releases' own code wrote, tests/fixtures/legacy.py)."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
-import sys
 from pathlib import Path
 
 import orjson
@@ -18,6 +16,7 @@ from interaction_recommender.model.artifact import ArtifactError, load_artifact,
 from interaction_recommender.model.repository import ModelRepository
 from interaction_recommender.storage import Database
 from tests.fixtures.app import SIGNING_KEY, embedded_settings
+from tests.fixtures.cli import recommender, succeeded
 from tests.fixtures.legacy import artifact_of_release
 
 # Run by the v0.2.0 code: its sample model, written by its save_artifact (format 2).
@@ -85,29 +84,14 @@ def test_a_missing_manifest_or_file_is_refused(artifact: Path, tmp_path: Path) -
         load_artifact(artifact)
 
 
-async def _cli(env: dict[str, str], *argv: str) -> tuple[int | None, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "interaction_recommender.cli",
-        *argv,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    output, _ = await asyncio.wait_for(process.communicate(), 120)
-    return process.returncode, output.decode()
-
-
 async def test_model_migrate_turns_a_v0_2_artifact_into_the_signed_champion(
     artifact: Path, tmp_path: Path
 ) -> None:
     env = {**os.environ, "DATA_DIR": str(tmp_path / "var"), "MODEL_SIGNING_KEYS": SIGNING_KEY}
 
-    code, output = await _cli(env, "model", "migrate", str(artifact))
+    migrated = await succeeded(env, "model", "migrate", str(artifact))
 
-    assert code == 0, output
-    assert orjson.loads(output.strip().splitlines()[-1])["version"] == "test"
+    assert orjson.loads(migrated.last_line)["version"] == "test"
     database = Database(embedded_settings(tmp_path))
     try:
         async with database.transaction() as conn:
@@ -128,7 +112,7 @@ async def test_model_migrate_refuses_a_tampered_or_too_old_artifact(
     manifest["featureSemantics"] = 1  # what v0.1.0 wrote: its ranker cannot score today's rows
     manifest_path(artifact).write_bytes(orjson.dumps(manifest))
 
-    code, output = await _cli(env, "model", "migrate", str(artifact))
+    refused = await recommender(env, "model", "migrate", str(artifact))
 
-    assert code == 1
-    assert "model upgrade" in output
+    assert refused.returncode == 1
+    assert "model upgrade" in refused.output

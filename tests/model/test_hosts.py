@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sys
 import time
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import httpx
 import orjson
 import pytest
 
+from tests.fixtures.cli import Finished, succeeded
 from tests.fixtures.server import ServerProcess, server_port
 from tests.fixtures.services import pg_base_url
 
@@ -42,21 +42,6 @@ def _host_env(tmp_path: Path, host: str, schema: str) -> dict[str, str]:
     }
 
 
-async def _cli(env: dict[str, str], *argv: str) -> str:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "interaction_recommender.cli",
-        *argv,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    output, _ = await asyncio.wait_for(process.communicate(), 300)
-    assert process.returncode == 0, output.decode()[-3000:]
-    return output.decode()
-
-
 async def _versions(client: httpx.AsyncClient, servers: list[ServerProcess]) -> set[str]:
     answers = [await client.get(f"{s.base_url}/api/v1/model/info") for s in servers]
     return {str(a.json()["version"]) for a in answers}
@@ -79,9 +64,11 @@ async def test_two_hosts_switch_to_a_new_model_and_roll_back_together(
     tmp_path: Path, pg_schema: str
 ) -> None:
     trainer = _host_env(tmp_path, "trainer", pg_schema)
-    await _cli(trainer, "migrate")  # stores the shared signing key
+    await succeeded(trainer, "migrate")  # stores the shared signing key
     world = tmp_path / "world.jsonl"
-    await _cli(trainer, "demo", "generate", "--out", str(world), "--users", "300", "--movies", "80")
+    await succeeded(
+        trainer, "demo", "generate", "--out", str(world), "--users", "300", "--movies", "80"
+    )
     servers = [
         ServerProcess(server_port(), _host_env(tmp_path, host, pg_schema), tmp_path / f"{host}.log")
         for host in ("host-a", "host-b")
@@ -93,10 +80,10 @@ async def test_two_hosts_switch_to_a_new_model_and_roll_back_together(
                 await server.wait_ready(client)
             assert await _versions(client, servers) == {"fallback"}
 
-            first = _version_of(await _cli(trainer, "train", "--events-file", str(world)))
+            first = _version_of(await succeeded(trainer, "train", "--events-file", str(world)))
             await _all_serve(client, servers, first, within_s=5 * POLL_S + 10)
             await asyncio.sleep(1.1)  # versions are named by the second they were trained
-            second = _version_of(await _cli(trainer, "train", "--events-file", str(world)))
+            second = _version_of(await succeeded(trainer, "train", "--events-file", str(world)))
             await _all_serve(client, servers, second, within_s=5 * POLL_S + 10)
 
             rolled_back = await client.post(f"{servers[0].base_url}/api/v1/model/rollback")
@@ -113,5 +100,5 @@ async def test_two_hosts_switch_to_a_new_model_and_roll_back_together(
                 print(server.log_tail())
 
 
-def _version_of(output: str) -> str:
-    return str(orjson.loads(output.strip().splitlines()[-1])["version"])
+def _version_of(trained: Finished) -> str:
+    return str(orjson.loads(trained.last_line)["version"])

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,22 +10,13 @@ import orjson
 
 from interaction_recommender.model.bundle import read_manifest, save_bundle_file, write_bundle
 from tests.fixtures.app import SIGNING_KEY
+from tests.fixtures.cli import recommender, succeeded
 from tests.fixtures.model import fit_sample_model
 
 
-async def _cli(env: dict[str, str], *argv: str, expect: int = 0) -> Any:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "interaction_recommender.cli",
-        *argv,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    output, errors = await asyncio.wait_for(process.communicate(), 120)
-    assert process.returncode == expect, (output + errors).decode()[-2000:]
-    return orjson.loads(output.strip().splitlines()[-1]) if expect == 0 else errors.decode()
+async def _cli(env: dict[str, str], *argv: str) -> Any:
+    """The command's JSON answer (its last line)."""
+    return orjson.loads((await succeeded(env, *argv)).last_line)
 
 
 async def test_import_list_export_sign_history_and_gc(tmp_path: Path, sample_model: Path) -> None:
@@ -41,8 +30,9 @@ async def test_import_list_export_sign_history_and_gc(tmp_path: Path, sample_mod
     # someone brings an unsigned bundle: refused until an operator signs it
     brought = tmp_path / "brought.zip"
     save_bundle_file(write_bundle(fit_sample_model("brought"), None), brought)
-    refused = await _cli(env, "model", "import", str(brought), "--name", "challenger", expect=1)
-    assert "not signed" in refused
+    refused = await recommender(env, "model", "import", str(brought), "--name", "challenger")
+    assert refused.returncode == 1
+    assert "not signed" in refused.output
     signed = await _cli(env, "model", "sign", str(brought))
     assert signed["path"] == str(brought)
     assert read_manifest(brought.read_bytes())["signature"]["keyId"] == signed["keyId"]

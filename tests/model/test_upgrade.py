@@ -3,10 +3,8 @@ it leaves a current champion alone and trains one when the champion is older."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,23 +12,8 @@ from interaction_recommender.model.arrays import FEATURE_SEMANTICS
 from interaction_recommender.model.repository import ModelRepository
 from interaction_recommender.storage import Database
 from tests.fixtures.app import SIGNING_KEY, embedded_settings
+from tests.fixtures.cli import succeeded
 from tests.fixtures.services import pg_base_url
-
-
-async def _upgrade(env: dict[str, str]) -> tuple[int, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "interaction_recommender.cli",
-        "model",
-        "upgrade",
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    output, _ = await asyncio.wait_for(process.communicate(), 300)
-    assert process.returncode is not None
-    return process.returncode, output.decode()
 
 
 def _env(tmp_path: Path, pg_schema: str) -> dict[str, str]:
@@ -42,21 +25,6 @@ def _env(tmp_path: Path, pg_schema: str) -> dict[str, str]:
         "AUTO_MIGRATE": "true",
         "MODEL_SIGNING_KEYS": SIGNING_KEY,
     }
-
-
-async def _cli(env: dict[str, str], *argv: str) -> str:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "interaction_recommender.cli",
-        *argv,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    output, _ = await asyncio.wait_for(process.communicate(), 300)
-    assert process.returncode == 0, output.decode()
-    return output.decode()
 
 
 async def _champion(tmp_path: Path, pg_schema: str) -> tuple[str, dict[str, object]]:
@@ -77,13 +45,12 @@ async def test_a_current_model_is_left_alone(
     tmp_path: Path, sample_model: Path, pg_schema: str
 ) -> None:
     env = _env(tmp_path, pg_schema)
-    await _cli(env, "model", "import", str(sample_model))
+    await succeeded(env, "model", "import", str(sample_model))
     before, _ = await _champion(tmp_path, pg_schema)
 
-    code, output = await _upgrade(env)
+    upgraded = await succeeded(env, "model", "upgrade")
 
-    assert code == 0, output
-    assert json.loads(output.strip().splitlines()[-1]) == {
+    assert json.loads(upgraded.last_line) == {
         "status": "current",
         "featureSemantics": FEATURE_SEMANTICS,
     }
@@ -95,9 +62,11 @@ async def test_an_older_model_is_replaced_by_one_trained_on_the_stored_events(
 ) -> None:
     env = _env(tmp_path, pg_schema)
     world = tmp_path / "world.jsonl"
-    await _cli(env, "demo", "generate", "--out", str(world), "--users", "300", "--movies", "80")
-    await _cli(env, "migrate")
-    await _cli(env, "demo", "load", str(world))
+    await succeeded(
+        env, "demo", "generate", "--out", str(world), "--users", "300", "--movies", "80"
+    )
+    await succeeded(env, "migrate")
+    await succeeded(env, "demo", "load", str(world))
     # the champion an earlier release stored: its feature semantics are older than this one's
     settings = embedded_settings(tmp_path, database_url=pg_base_url(), database_schema=pg_schema)
     database = Database(settings)
@@ -113,9 +82,8 @@ async def test_an_older_model_is_replaced_by_one_trained_on_the_stored_events(
     finally:
         await database.dispose()
 
-    code, output = await _upgrade(env)
+    await succeeded(env, "model", "upgrade")
 
-    assert code == 0, output
     version, manifest = await _champion(tmp_path, pg_schema)
     assert version != "old"
     assert manifest["featureSemantics"] == FEATURE_SEMANTICS

@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 from interaction_recommender.storage import Database, head_revision
 from interaction_recommender.storage.locks import TRAINER_LOCK, try_session_lock
 from interaction_recommender.storage.migrate import current_revision
 from tests.fixtures.app import embedded_settings
+from tests.fixtures.cli import recommender
 from tests.fixtures.services import pg_base_url
 
 
@@ -52,33 +52,13 @@ async def test_migrate_command_runs_while_a_trainer_holds_its_lock_and_train_wai
     try:
         async with try_session_lock(trainer, TRAINER_LOCK) as mine:
             assert mine  # a training round holds the trainer lock (minutes, in production)
-            migrated = await _cli(env, "migrate")
+            migrated = await recommender(env, "migrate")
             assert migrated.returncode == 0, migrated.output
             # a second trainer waits for the lock, then gives up: exit code 75, nothing trained
-            refused = await _cli(env, "train", "--lock-wait-s", "1")
+            refused = await recommender(env, "train", "--lock-wait-s", "1")
             assert refused.returncode == 75, refused.output
             assert "trainer lock" in refused.output
         assert await current_revision(trainer.engine) == head_revision()
         assert not (tmp_path / "var" / "models").exists()
     finally:
         await trainer.dispose()
-
-
-@dataclass
-class _Finished:
-    returncode: int | None
-    output: str
-
-
-async def _cli(env: dict[str, str], *argv: str) -> _Finished:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "interaction_recommender.cli",
-        *argv,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    output, _ = await asyncio.wait_for(process.communicate(), 60)
-    return _Finished(process.returncode, output.decode())

@@ -38,6 +38,21 @@ class StoredEvent:
     server_timestamp: datetime
     metadata: dict[str, Any]
 
+    @classmethod
+    def from_row(cls, row: Any) -> StoredEvent:
+        """A `raw_events` row (any object with its columns as attributes)."""
+        return cls(
+            sequence=row.sequence,
+            event_id=row.event_id,
+            request_id=row.request_id,
+            event_type=row.event_type,
+            user_id=row.user_id,
+            movie_id=row.movie_id,
+            client_timestamp=row.client_timestamp,
+            server_timestamp=row.server_timestamp,
+            metadata=row.metadata,
+        )
+
     def to_message(self, topic: str) -> OutboxMessage:
         head, tail = self.message_parts()
         return OutboxMessage(

@@ -52,7 +52,9 @@ class SqlEventStore(EventStore):
             ids = new_event_ids(len(events))
             rows = [_row(e, event_id, now) for e, event_id in zip(events, ids, strict=True)]
             result = await conn.execute(statement, rows)
-            inserted = sorted((_stored(r) for r in result.all()), key=lambda e: e.sequence)
+            inserted = sorted(
+                (StoredEvent.from_row(r) for r in result.all()), key=lambda e: e.sequence
+            )
             await OutboxRepository(conn).add([e.to_message(topic) for e in inserted], now)
 
             new_ids = {e.request_id for e in inserted}
@@ -62,7 +64,7 @@ class SqlEventStore(EventStore):
                 found = await conn.execute(
                     select(*_COLUMNS).where(raw_events.c.request_id.in_(missing))
                 )
-                existing = {row.request_id: _stored(row) for row in found.all()}
+                existing = {row.request_id: StoredEvent.from_row(row) for row in found.all()}
         return {e.request_id: e for e in inserted}, existing
 
 
@@ -77,17 +79,3 @@ def _row(event: NewEvent, event_id: UUID, server_timestamp: datetime) -> dict[st
         "server_timestamp": server_timestamp,
         "metadata": event.metadata,
     }
-
-
-def _stored(row: Any) -> StoredEvent:
-    return StoredEvent(
-        sequence=row.sequence,
-        event_id=row.event_id,
-        request_id=row.request_id,
-        event_type=row.event_type,
-        user_id=row.user_id,
-        movie_id=row.movie_id,
-        client_timestamp=row.client_timestamp,
-        server_timestamp=row.server_timestamp,
-        metadata=row.metadata,
-    )

@@ -132,17 +132,4 @@ async def unapplied_events(conn: AsyncConnection) -> list[StoredEvent]:
         )
         .order_by(raw_events.c.sequence)
     )
-    return [
-        StoredEvent(
-            sequence=row.sequence,
-            event_id=row.event_id,
-            request_id=row.request_id,
-            event_type=row.event_type,
-            user_id=row.user_id,
-            movie_id=row.movie_id,
-            client_timestamp=row.client_timestamp,
-            server_timestamp=row.server_timestamp,
-            metadata=row.metadata,
-        )
-        for row in await conn.execute(query)
-    ]
+    return [StoredEvent.from_row(row) for row in await conn.execute(query)]
