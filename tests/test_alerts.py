@@ -37,3 +37,9 @@ def test_a_refused_model_has_an_alert() -> None:
     document = yaml.safe_load(RULES.read_text())
     expressions = [rule["expr"] for group in document["groups"] for rule in group["rules"]]
     assert any("model_artifacts_refused_total" in e for e in expressions)
+
+
+def test_a_stale_model_has_an_alert() -> None:
+    document = yaml.safe_load(RULES.read_text())
+    expressions = [rule["expr"] for group in document["groups"] for rule in group["rules"]]
+    assert any("recommender_model_age_seconds" in e for e in expressions)

@@ -412,3 +412,18 @@ async def test_a_hostile_pickle_at_model_path_is_refused_and_never_runs(
     again = await serving.client.post("/api/v1/model/reload", headers=headers)
     assert again.status_code == 422  # still refused, not re-read: the file did not change
     assert not marker.exists()
+
+
+async def test_the_model_age_gauge_follows_the_champions_training_time(serving: Service) -> None:
+    """`recommender_model_age_seconds` (the stale-model alert of deploy/alerts.yml): seconds
+    since the served champion was trained."""
+    trained_at = datetime.fromisoformat(
+        (await serving.client.get("/api/v1/model/info")).json()["trainedAt"]
+    )
+    exported = (await serving.client.get("/metrics")).text
+    line = next(x for x in exported.splitlines() if x.startswith("recommender_model_age_seconds"))
+    age = float(line.split()[-1])
+
+    expected = (datetime.now(UTC) - trained_at).total_seconds()
+    assert 0 <= age <= expected + 1
+    assert age >= expected - 2 * serving.settings.model_poll_s - 1  # refreshed by the poll
