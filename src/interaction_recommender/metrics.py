@@ -16,6 +16,7 @@ __all__ = [
     "IMPRESSIONS_DROPPED",
     "IMPRESSIONS_PENDING",
     "IMPRESSIONS_WRITTEN",
+    "MODEL_AGE",
     "MODEL_INFO",
     "MODEL_REFUSED",
     "NEAR_CACHE_INVALIDATIONS",
@@ -97,6 +98,10 @@ RECOMMEND_FALLBACKS = Counter(
     ["reason"],
 )
 MODEL_INFO = Info("recommender_model", "The model this process serves.")
+MODEL_AGE = Gauge(
+    "recommender_model_age_seconds",
+    "Seconds since the served champion was trained (0 without a model); refreshed every poll.",
+)
 MODEL_REFUSED = Counter(
     "model_artifacts_refused_total",
     "Model bundles refused (unsigned, wrongly signed, corrupt, of another format or feature "

@@ -260,6 +260,8 @@ class ModelRegistry(BackgroundLoop):
         current = self.current
         if current is None:
             return
+        age = (datetime.now(UTC) - current.model.trained_at).total_seconds()
+        metrics.MODEL_AGE.set(max(age, 0.0))
         metrics.MODEL_INFO.info(
             {
                 "version": current.model.version,
