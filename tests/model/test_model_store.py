@@ -15,9 +15,8 @@ from interaction_recommender.model.bundle import BundleError, write_bundle
 from interaction_recommender.model.signing import SigningKeys, generate_key
 from interaction_recommender.model.store import CHAMPION, ModelStore, StoreError
 from interaction_recommender.storage import Database, migrate
-from tests.fixtures.app import embedded_settings
+from tests.fixtures.app import backend_settings
 from tests.fixtures.model import fit_sample_model
-from tests.fixtures.services import pg_base_url
 
 KEYS = SigningKeys.parse(generate_key())
 START = datetime(2026, 12, 1, tzinfo=UTC)
@@ -39,12 +38,7 @@ def _bundle(model: RecommenderModel, day: int, keys: SigningKeys | None = KEYS) 
 async def store(
     request: pytest.FixtureRequest, tmp_path: Path, pg_schema: str
 ) -> AsyncIterator[ModelStore]:
-    overrides = (
-        {"database_url": pg_base_url(), "database_schema": pg_schema}
-        if request.param == "postgres"
-        else {}
-    )
-    database = Database(embedded_settings(tmp_path, **overrides))
+    database = Database(backend_settings(tmp_path, request.param, pg_schema))
     await migrate(database)
     try:
         yield ModelStore(database, KEYS)

@@ -19,18 +19,14 @@ from interaction_recommender.model.repository import CHUNK_BYTES, ModelRepositor
 from interaction_recommender.model.signing import SigningKeys, generate_key
 from interaction_recommender.settings import Settings
 from interaction_recommender.storage import Database, migrate
-from tests.fixtures.app import embedded_settings
-from tests.fixtures.services import pg_base_url
+from tests.fixtures.app import backend_settings, embedded_settings
 
 NOW = datetime(2026, 12, 7, tzinfo=UTC)
 
 
 def _settings(tmp_path: Path, backend: str, schema: str, **overrides: object) -> Settings:
     """No MODEL_SIGNING_KEYS unless given: these tests are about where keys come from."""
-    overrides = {"model_signing_keys": [], **overrides}
-    if backend == "postgres":
-        overrides = {"database_url": pg_base_url(), "database_schema": schema, **overrides}
-    return embedded_settings(tmp_path, **overrides)
+    return backend_settings(tmp_path, backend, schema, **{"model_signing_keys": [], **overrides})
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -9,8 +9,7 @@ import pytest
 from sqlalchemy import text
 
 from interaction_recommender.storage import Database
-from tests.fixtures.app import embedded_settings
-from tests.fixtures.services import pg_base_url
+from tests.fixtures.app import backend_settings
 
 SECRET = "what-a-user-searched-for"
 
@@ -19,12 +18,7 @@ SECRET = "what-a-user-searched-for"
 async def test_a_failing_statement_does_not_show_its_parameters(
     tmp_path: Path, pg_schema: str, backend: str
 ) -> None:
-    overrides = (
-        {"database_url": pg_base_url(), "database_schema": pg_schema}
-        if backend == "postgres"
-        else {}
-    )
-    database = Database(embedded_settings(tmp_path, **overrides))
+    database = Database(backend_settings(tmp_path, backend, pg_schema))
     try:
         with pytest.raises(Exception) as failure:  # noqa: PT011 - any driver error will do
             async with database.transaction() as conn:

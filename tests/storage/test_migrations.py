@@ -14,7 +14,7 @@ from interaction_recommender.storage import Database, head_revision, migrate
 from interaction_recommender.storage.locks import MIGRATIONS_LOCK, try_session_lock
 from interaction_recommender.storage.migrate import current_revision
 from interaction_recommender.storage.tables import metadata
-from tests.fixtures.app import embedded_settings
+from tests.fixtures.app import backend_settings, embedded_settings
 from tests.fixtures.services import pg_base_url
 
 
@@ -75,12 +75,7 @@ async def test_the_table_definitions_match_the_migrations(
 ) -> None:
     """storage/tables.py (what repositories query) and the migrations (what creates the
     schema) describe the same tables, columns, keys and indexes."""
-    overrides = (
-        {"database_url": pg_base_url(), "database_schema": pg_schema}
-        if backend == "postgres"
-        else {}
-    )
-    database = Database(embedded_settings(tmp_path, **overrides))
+    database = Database(backend_settings(tmp_path, backend, pg_schema))
     try:
         await migrate(database)
         async with database.engine.connect() as conn:
