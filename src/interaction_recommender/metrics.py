@@ -25,6 +25,8 @@ __all__ = [
     "OUTBOX_OLDEST_AGE",
     "OUTBOX_PUBLISHED",
     "OUTBOX_PUBLISH_FAILURES",
+    "OUTBOX_SET_ASIDE",
+    "OUTBOX_SET_ASIDE_ROWS",
     "RECOMMEND_CACHE",
     "RECOMMEND_FALLBACKS",
     "RECOMMEND_LATENCY",
@@ -54,6 +56,12 @@ OUTBOX_OLDEST_AGE = Gauge(
 OUTBOX_PUBLISHED = Counter("outbox_published_total", "Outbox rows published to the bus.")
 OUTBOX_PUBLISH_FAILURES = Counter(
     "outbox_publish_failures_total", "Relay batches that failed to publish (retried later)."
+)
+OUTBOX_SET_ASIDE = Counter(
+    "outbox_set_aside_total", "Outbox rows the bus refused for good (too large), set aside."
+)
+OUTBOX_SET_ASIDE_ROWS = Gauge(
+    "outbox_set_aside_rows", "Set-aside outbox rows kept (listed by GET /admin/dlq)."
 )
 
 CONSUMER_LAG = Gauge(

@@ -18,6 +18,7 @@ from interaction_recommender.bus.memory import MemoryBus
 from interaction_recommender.catalog.cache import CatalogCache
 from interaction_recommender.catalog.placeholders import PlaceholderCreator
 from interaction_recommender.catalog.service import CatalogService
+from interaction_recommender.deadletter.messages import max_original_bytes
 from interaction_recommender.deadletter.service import DeadLetterService
 from interaction_recommender.demo.loader import database_is_empty, load_world
 from interaction_recommender.demo.world import generate_world
@@ -194,6 +195,7 @@ async def build_runtime(
             max_batch=settings.ingest_group_max_batch,
             max_in_flight=settings.ingest_group_max_in_flight,
             max_pending=settings.ingest_queue_max,
+            max_message_bytes=max_original_bytes(settings.kafka_max_request_size),
         ),
         bus=bus,
         topics=topics,

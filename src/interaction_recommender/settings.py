@@ -64,6 +64,15 @@ class Settings(BaseSettings):
     kafka_session_timeout_ms: int = Field(
         default=10_000, ge=1000, description="Consumer-group session timeout (failover time)."
     )
+    kafka_max_request_size: int = Field(
+        default=1_048_576,
+        ge=65_536,
+        le=100 * 1024 * 1024,
+        description="The producer's max_request_size, in bytes (the embedded bus applies it too). "
+        "An event is refused at ingest when its message could not be dead-lettered within it: "
+        "(this - 16 KiB of dead-letter envelope) x 3/4 (docs/topics.md). The brokers' "
+        "message.max.bytes must be at least this.",
+    )
     enable_consumers: bool = Field(
         default=True,
         description="Run the feature consumer inside `serve` (the platform's default).",

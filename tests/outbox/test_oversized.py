@@ -19,14 +19,28 @@ import pytest
 from sqlalchemy import select
 
 from interaction_recommender import metrics
-from interaction_recommender.bus.base import Message, MessageRejected
+from interaction_recommender.bus.base import Message, MessageRejected, record_size
 from interaction_recommender.bus.memory import MemoryBus
-from interaction_recommender.deadletter.messages import ENVELOPE_ROOM, max_original_bytes
+from interaction_recommender.deadletter.messages import (
+    ENVELOPE_ROOM,
+    dead_letter_message,
+    max_original_bytes,
+)
+from interaction_recommender.deadletter.repository import DeadLetter
 from interaction_recommender.features.consumer import processed_message
-from interaction_recommender.features.state import DEFAULT_CONFIG, worst_case_features
+from interaction_recommender.features.state import (
+    DEFAULT_CONFIG,
+    FavoriteEntry,
+    FeatureConfig,
+    RatingEntry,
+    SearchEntry,
+    UserFeatures,
+    WatchEntry,
+)
 from interaction_recommender.outbox.repository import OutboxMessage, OutboxRepository
 from interaction_recommender.settings import Settings
 from interaction_recommender.storage.tables import outbox
+from interaction_recommender.wire import dumps
 from tests.fixtures.app import Service, run_service
 from tests.fixtures.bus import read_topic
 from tests.fixtures.contract import assert_error_shape
@@ -52,10 +66,27 @@ def _search(user: str, padding: int) -> dict[str, Any]:
     )
 
 
-def test_the_limit_leaves_room_for_the_dead_letter_envelope() -> None:
-    limit = max_original_bytes(MAX_REQUEST_SIZE)
-    assert limit == (MAX_REQUEST_SIZE - ENVELOPE_ROOM) * 3 // 4
-    assert 4 * -(-limit // 3) + ENVELOPE_ROOM <= MAX_REQUEST_SIZE  # base64 of the original fits
+@pytest.mark.parametrize("max_request_size", [65_536, 1_048_576, 10_000_019])
+def test_the_limit_leaves_room_for_the_largest_dead_letter_envelope(max_request_size: int) -> None:
+    limit = max_original_bytes(max_request_size)
+    assert limit == (max_request_size - ENVELOPE_ROOM) * 3 // 4
+    user = uuid.uuid4()
+    letter = DeadLetter(  # every field at its widest: JSON escapes a control character 6-fold
+        consumer="g" * 200,
+        topic="t" * 249,
+        partition=2**31 - 1,
+        offset=2**63 - 1,
+        key=str(user),
+        payload=b"\xff" * limit,
+        error="\x00" * 5000,
+        error_type="\x01" * 5000,
+        attempts=2**31 - 1,
+        user_id=user,
+        sequence=-(2**63),
+        failed_at=datetime(2026, 12, 8, 23, 59, 59, 999_999, tzinfo=UTC),
+    )
+    envelope = dumps(dead_letter_message(2**63 - 1, letter))
+    assert record_size(str(user).encode(), envelope) <= max_request_size
 
 
 async def test_an_oversized_item_is_refused_alone_and_the_others_reach_the_topic(
@@ -77,7 +108,8 @@ async def test_an_oversized_item_is_refused_alone_and_the_others_reach_the_topic
     assert "bytes" in results[1]["error"]
     assert results[1]["requestId"] == big["requestId"]
     assert single.status_code == 413
-    assert_error_shape(single.json(), "payload_too_large")
+    assert_error_shape(single.json())
+    assert single.json()["error"] == "payload_too_large"
     assert after.status_code == 200
     topic = small_limit.runtime.topics.interaction_events
     wanted = {small["requestId"], later["requestId"]}
@@ -203,9 +235,38 @@ async def test_the_memory_bus_delivers_the_others_and_names_the_refused_one() ->
     assert list(refused.value.rejected) == [1]
 
 
+def _heaviest(config: FeatureConfig) -> UserFeatures:
+    """Every cap full, every string at its longest in its widest UTF-8 (4 bytes a character)."""
+    wide = "\U0001f600"
+    at = datetime(2026, 12, 8, 23, 59, 59, 999_999, tzinfo=UTC)
+    big = 2**31 - 1
+    features = UserFeatures(user_id=uuid.uuid4(), created_at=at, last_activity_at=at)
+    features.counts = dict.fromkeys(features.counts, big)
+    features.total_interactions = features.total_watch_seconds = big
+    features.view_count = features.completed_count = big
+    for _ in range(config.history_size):
+        features.watch_history[uuid.uuid4()] = WatchEntry(
+            99.123456789, True, big, big, big, at, "s" * 128, big, 99.1234567, 99.1234567, True, big
+        )
+    for n in range(config.ratings_cap):
+        movie = uuid.uuid4()
+        features.ratings[movie] = RatingEntry(4.5, n, at)
+        features.high_rated.append(movie)
+    for n in range(config.favorites_cap):
+        features.favorites[uuid.uuid4()] = FavoriteEntry(True, n)
+    features.searches = [SearchEntry(wide * 512, at) for _ in range(config.searches_kept)]
+    features.keywords = {
+        f"{n:03}" + wide * config.keyword_max_length: big for n in range(config.keywords_cap)
+    }
+    features.devices = {f"{n:03}" + wide * 64: big for n in range(config.device_cap)}
+    features.qualities = dict(features.devices)
+    features.genre_affinity = {f"{n:03}" + wide * 64: 1e300 for n in range(config.genre_cap)}
+    return features
+
+
 def test_the_heaviest_user_s_processed_features_fit_in_the_default_limit() -> None:
     default_limit = Settings().kafka_max_request_size
-    heaviest = worst_case_features(uuid.uuid4(), DEFAULT_CONFIG)
+    heaviest = _heaviest(DEFAULT_CONFIG)
     message = processed_message("processed_features", heaviest)
     assert message.value is not None
     assert len(message.value) > 100_000  # really the heaviest: every cap is full

@@ -12,7 +12,7 @@ __all__ = ["build_bus"]
 
 def build_bus(settings: Settings) -> Bus:
     if not settings.enable_kafka:
-        return MemoryBus()
+        return MemoryBus(max_request_size=settings.kafka_max_request_size)
     from interaction_recommender.bus.kafka import KafkaBus  # aiokafka only when needed
 
     return KafkaBus(
@@ -22,4 +22,5 @@ def build_bus(settings: Settings) -> Bus:
         replication_factor=settings.kafka_replication_factor,
         request_timeout_ms=settings.kafka_request_timeout_ms,
         session_timeout_ms=settings.kafka_session_timeout_ms,
+        max_request_size=settings.kafka_max_request_size,
     )

@@ -10,15 +10,31 @@ from collections.abc import Sequence
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import (
+    KafkaError,
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    RecordTooLargeError,
+    TopicAlreadyExistsError,
+)
 
-from interaction_recommender.bus.base import BusError, Message, Record, Subscription
+from interaction_recommender.bus.base import (
+    BusError,
+    Message,
+    MessageRejected,
+    Record,
+    Subscription,
+    oversized,
+)
 
 __all__ = ["KafkaBus"]
 
 log = structlog.get_logger(__name__)
 
 _CONSUMER_START_TIMEOUT_S = 60.0
+# What the broker answers for a message over its `message.max.bytes` (or the topic's
+# `max.message.bytes`): no retry can deliver that message.
+_REFUSED_FOR_SIZE = (MessageSizeTooLargeError, RecordListTooLargeError, RecordTooLargeError)
 
 
 class KafkaBus:
@@ -32,9 +48,11 @@ class KafkaBus:
         partitions: int,
         replication_factor: int,
         request_timeout_ms: int,
+        max_request_size: int,
         session_timeout_ms: int = 10_000,
     ) -> None:
         self._servers = bootstrap_servers
+        self._max_request_size = max_request_size
         self._session_timeout_ms = session_timeout_ms
         self._topics = list(topics)
         self._partitions = partitions
@@ -74,6 +92,7 @@ class KafkaBus:
                 # the effect exactly-once instead (docs/topics.md).
                 enable_idempotence=False,
                 request_timeout_ms=self._timeout_ms,
+                max_request_size=self._max_request_size,
                 retry_backoff_ms=200,
                 linger_ms=2,
             )
@@ -107,15 +126,26 @@ class KafkaBus:
 
     async def publish(self, messages: Sequence[Message]) -> None:
         producer = await self._connected()
+        refused = oversized(messages, self._max_request_size)  # the producer would raise
+        sendable = [(i, m) for i, m in enumerate(messages) if i not in refused]
         try:
             async with asyncio.timeout(self._timeout_s * 2):
-                futures = [await producer.send(m.topic, m.value, key=m.key) for m in messages]
+                futures = [await producer.send(m.topic, m.value, key=m.key) for _, m in sendable]
                 results = await asyncio.gather(*futures, return_exceptions=True)
         except (KafkaError, TimeoutError, OSError) as exc:
             raise BusError(f"publish failed: {type(exc).__name__}") from exc
-        failures = [r for r in results if isinstance(r, BaseException)]
-        if failures:
-            raise BusError(f"publish failed: {type(failures[0]).__name__}") from failures[0]
+        failures = [
+            (index, result)
+            for (index, _), result in zip(sendable, results, strict=True)
+            if isinstance(result, BaseException)
+        ]
+        transient = [exc for _, exc in failures if not isinstance(exc, _REFUSED_FOR_SIZE)]
+        if transient:
+            raise BusError(f"publish failed: {type(transient[0]).__name__}") from transient[0]
+        for index, failure in failures:
+            refused[index] = f"too large for the broker: {type(failure).__name__}"
+        if refused:
+            raise MessageRejected(refused)
 
     async def probe(self) -> str:
         producer = await self._connected()

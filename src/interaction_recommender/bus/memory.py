@@ -9,7 +9,13 @@ import contextlib
 from collections import deque
 from collections.abc import Sequence
 
-from interaction_recommender.bus.base import Message, Record, Subscription
+from interaction_recommender.bus.base import (
+    Message,
+    MessageRejected,
+    Record,
+    Subscription,
+    oversized,
+)
 
 __all__ = ["MemoryBus"]
 
@@ -27,8 +33,12 @@ class _TopicLog:
 class MemoryBus:
     name = "in-process"
 
-    def __init__(self, capacity_per_topic: int = 1_000_000) -> None:
+    def __init__(
+        self, capacity_per_topic: int = 1_000_000, *, max_request_size: int = 1_048_576
+    ) -> None:
         self._capacity = capacity_per_topic
+        # The same size limit as the Kafka producer: the embedded mode refuses what Kafka would.
+        self._max_request_size = max_request_size
         self._topics: dict[str, _TopicLog] = {}
         self._committed: dict[tuple[str, str], int] = {}  # (group, topic) -> next offset
         # Set (and replaced) by every publish. An Event, not a Condition: a consumer cancelled at
@@ -49,13 +59,18 @@ class MemoryBus:
         return None
 
     async def publish(self, messages: Sequence[Message]) -> None:
-        for message in messages:
+        refused = oversized(messages, self._max_request_size)
+        for index, message in enumerate(messages):
+            if index in refused:
+                continue
             log = self._log(message.topic)
             if len(log.messages) == log.messages.maxlen:
                 log.base_offset += 1
             log.messages.append(message)
         published, self._published = self._published, asyncio.Event()
         published.set()
+        if refused:
+            raise MessageRejected(refused)
 
     async def probe(self) -> str:
         return "in-process bus"

@@ -280,14 +280,20 @@ def dlq_list(
     all_letters: Annotated[bool, typer.Option("--all", help="Include replayed ones.")] = False,
     limit: Annotated[int, typer.Option(min=1, max=10_000)] = 100,
 ) -> None:
-    """Print dead letters (JSON lines), oldest first."""
-    from interaction_recommender.deadletter.messages import dead_letter_document
+    """Print dead letters (JSON lines), oldest first, then the outbox rows set aside."""
+    from interaction_recommender.deadletter.messages import (
+        dead_letter_document,
+        set_aside_document,
+    )
     from interaction_recommender.deadletter.repository import DeadLetterRepository
+    from interaction_recommender.outbox.repository import OutboxRepository
 
     async def _run(conn: Any) -> None:
         rows = await DeadLetterRepository(conn).recent(pending_only=not all_letters, limit=limit)
         for row in rows:
             typer.echo(dumps(dead_letter_document(row)).decode())
+        for aside in await OutboxRepository(conn).set_aside_rows(limit):
+            typer.echo(dumps({"setAside": set_aside_document(aside)}).decode())
 
     _in_transaction(_run)
 

@@ -8,16 +8,52 @@ from typing import Any
 
 from sqlalchemy import Row
 
-from interaction_recommender.deadletter.repository import DeadLetter
+from interaction_recommender.deadletter.repository import (
+    ERROR_CHARS,
+    ERROR_TYPE_CHARS,
+    DeadLetter,
+)
+from interaction_recommender.outbox.repository import SetAsideRow
 
-__all__ = ["SCHEMA_VERSION", "dead_letter_document", "dead_letter_message"]
+__all__ = [
+    "ENVELOPE_ROOM",
+    "SCHEMA_VERSION",
+    "dead_letter_document",
+    "dead_letter_message",
+    "max_original_bytes",
+    "set_aside_document",
+]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the original is always base64, so the envelope's size is computable
+
+ENVELOPE_ROOM = 16 * 1024
+"""Bytes a dead-letter message needs besides its base64 original: every other field at its
+largest (an error of 1,000 characters that JSON escapes six-fold, a 249-character topic), the
+Kafka key and the record overhead. tests/outbox/test_oversized.py builds that worst case."""
+
+
+def max_original_bytes(max_request_size: int) -> int:
+    """The largest message that can still be dead-lettered by a producer limited to
+    ``max_request_size``: base64 takes 4 bytes per 3. Ingest refuses larger events."""
+    return (max_request_size - ENVELOPE_ROOM) * 3 // 4
 
 
 def dead_letter_document(row: Row[Any]) -> dict[str, Any]:
     """A stored letter for the admin API and the CLI."""
     return dead_letter_message(row.id, _letter(row)) | {"replayedAt": row.replayed_at}
+
+
+def set_aside_document(row: SetAsideRow) -> dict[str, Any]:
+    """An outbox row the bus refused for good, for the admin API and the CLI."""
+    return {
+        "outboxId": row.id,
+        "topic": row.topic,
+        "key": row.key,
+        "sizeBytes": row.size_bytes,
+        "reason": row.reason,
+        "createdAt": row.created_at,
+        "setAsideAt": row.set_aside_at,
+    }
 
 
 def _letter(row: Row[Any]) -> DeadLetter:
@@ -38,14 +74,11 @@ def _letter(row: Row[Any]) -> DeadLetter:
 
 
 def dead_letter_message(letter_id: int, letter: DeadLetter) -> dict[str, Any]:
-    """The `interaction_events_dlq` message (docs/topics.md): the original message as text when
-    it is UTF-8, else base64, plus where it came from and why it failed."""
+    """The `interaction_events_dlq` message (docs/topics.md): the original message in base64
+    (one encoding, so that its size is known in advance), where it came from and why it failed."""
     original: dict[str, Any] = {"encoding": "none", "value": None}
     if letter.payload is not None:
-        try:
-            original = {"encoding": "utf-8", "value": letter.payload.decode()}
-        except UnicodeDecodeError:
-            original = {"encoding": "base64", "value": base64.b64encode(letter.payload).decode()}
+        original = {"encoding": "base64", "value": base64.b64encode(letter.payload).decode()}
     return {
         "schemaVersion": SCHEMA_VERSION,
         "deadLetterId": letter_id,
@@ -55,8 +88,8 @@ def dead_letter_message(letter_id: int, letter: DeadLetter) -> dict[str, Any]:
         "offset": letter.offset,
         "key": letter.key,
         "original": original,
-        "error": letter.error,
-        "errorType": letter.error_type,
+        "error": letter.error[:ERROR_CHARS],
+        "errorType": letter.error_type[:ERROR_TYPE_CHARS],
         "attempts": letter.attempts,
         "userId": letter.user_id,
         "sequence": letter.sequence,

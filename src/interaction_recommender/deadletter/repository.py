@@ -13,7 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from interaction_recommender.storage.tables import dead_letters
 
-__all__ = ["DeadLetter", "DeadLetterRepository"]
+__all__ = ["ERROR_CHARS", "ERROR_TYPE_CHARS", "DeadLetter", "DeadLetterRepository"]
+
+ERROR_CHARS = 1000  # of the error text kept (and put in the DLQ message)
+ERROR_TYPE_CHARS = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,8 +52,8 @@ class DeadLetterRepository:
                     "offset": d.offset,
                     "message_key": d.key,
                     "payload": d.payload,
-                    "error": d.error[:1000],
-                    "error_type": d.error_type[:200],
+                    "error": d.error[:ERROR_CHARS],
+                    "error_type": d.error_type[:ERROR_TYPE_CHARS],
                     "attempts": d.attempts,
                     "user_id": d.user_id,
                     "sequence": d.sequence,

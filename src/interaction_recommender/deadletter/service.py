@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Row
@@ -11,11 +12,20 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from interaction_recommender.deadletter.messages import dead_letter_message
 from interaction_recommender.deadletter.repository import DeadLetter, DeadLetterRepository
-from interaction_recommender.outbox.repository import OutboxMessage, OutboxRepository
+from interaction_recommender.outbox.repository import OutboxMessage, OutboxRepository, SetAsideRow
 from interaction_recommender.storage.database import Database
 from interaction_recommender.wire import dumps, utc_now
 
-__all__ = ["DeadLetterService", "record", "replay"]
+__all__ = ["DeadLetterListing", "DeadLetterService", "record", "replay"]
+
+
+@dataclass(frozen=True)
+class DeadLetterListing:
+    letters: list[Row[Any]]
+    pending: int
+    set_aside: list[SetAsideRow]
+    """Outbox rows the bus refused for good (outbox/relay.py): messages we could not send."""
+    set_aside_count: int
 
 
 class DeadLetterService:
@@ -24,13 +34,17 @@ class DeadLetterService:
     def __init__(self, database: Database) -> None:
         self._database = database
 
-    async def listing(self, *, pending_only: bool, limit: int) -> tuple[list[Row[Any]], int]:
-        """The letters (oldest first) and how many are still pending."""
+    async def listing(self, *, pending_only: bool, limit: int) -> DeadLetterListing:
+        """The letters (oldest first), how many are still pending, and the set-aside rows."""
         async with self._database.transaction() as conn:
             repo = DeadLetterRepository(conn)
-            rows = await repo.recent(pending_only=pending_only, limit=limit)
-            pending = await repo.count_pending()
-        return rows, pending
+            outbox = OutboxRepository(conn)
+            return DeadLetterListing(
+                letters=await repo.recent(pending_only=pending_only, limit=limit),
+                pending=await repo.count_pending(),
+                set_aside=await outbox.set_aside_rows(limit),
+                set_aside_count=await outbox.count_set_aside(),
+            )
 
     async def replay(self, ids: Sequence[int] | None) -> list[int]:
         async with self._database.transaction() as conn:

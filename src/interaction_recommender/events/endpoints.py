@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 
 from interaction_recommender.deps import from_state
+from interaction_recommender.errors import PayloadTooLarge
 from interaction_recommender.events.schemas import (
     BatchRequest,
     BatchResponse,
@@ -80,6 +81,11 @@ async def track_batch(body: BatchRequest, ingest: Ingest) -> Response:
     for index, raw in enumerate(body.events):
         parsed = parse_batch_item(raw)
         if isinstance(parsed, NewEvent):
+            try:
+                ingest.check_size(parsed)
+            except PayloadTooLarge as exc:
+                results[index] = _rejected(index, raw, exc.message)
+                continue
             valid.append((index, parsed))
         else:
             results[index] = _rejected(index, raw, parsed)

@@ -4,7 +4,7 @@ Schema documented in docs/topics.md; bump SCHEMA_VERSION on any incompatible cha
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -15,7 +15,13 @@ from interaction_recommender.events.schemas import EventType
 from interaction_recommender.outbox.repository import OutboxMessage
 from interaction_recommender.wire import UtcTimestamp, WireModel
 
-__all__ = ["SCHEMA_VERSION", "EventMessage", "StoredEvent", "decode_event_message"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "EventMessage",
+    "StoredEvent",
+    "decode_event_message",
+    "message_size_bound",
+]
 
 SCHEMA_VERSION = 1
 
@@ -79,6 +85,36 @@ class StoredEvent:
         head_json = orjson.dumps(head, option=_ORJSON_OPTIONS)
         tail_json = orjson.dumps(tail, option=_ORJSON_OPTIONS)
         return head_json[:-1] + b',"sequence":', b"," + tail_json[1:]
+
+
+def _fixed_part() -> int:
+    """Bytes of a message besides its metadata, every field at its widest (a 19-digit sequence,
+    a movie id, microseconds in both timestamps)."""
+    widest = datetime(2000, 1, 1, 0, 0, 0, 999_999, tzinfo=UTC)
+    some_id = UUID(int=0)
+    event = StoredEvent(
+        sequence=-(2**63),
+        event_id=some_id,
+        request_id=some_id,
+        event_type=max((t.value for t in EventType), key=len),
+        user_id=some_id,
+        movie_id=some_id,
+        client_timestamp=widest,
+        server_timestamp=widest,
+        metadata={},
+    )
+    message = event.to_message("topic").payload
+    assert message is not None
+    return len(message) - len(b"{}")
+
+
+_FIXED_PART = _fixed_part()
+
+
+def message_size_bound(metadata: dict[str, Any]) -> int:
+    """The most bytes the message of an event with this metadata can take (its sequence is drawn
+    at commit): what ingest compares with the size limit."""
+    return _FIXED_PART + len(orjson.dumps(metadata, option=_ORJSON_OPTIONS))
 
 
 class EventMessage(WireModel):

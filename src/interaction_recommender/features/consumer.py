@@ -47,7 +47,7 @@ from interaction_recommender.features.store import FeatureStore
 from interaction_recommender.storage.database import Database
 from interaction_recommender.wire import dumps
 
-__all__ = ["FEATURE_GROUP", "FeatureConsumer", "WriteConflict"]
+__all__ = ["FEATURE_GROUP", "FeatureConsumer", "WriteConflict", "processed_message"]
 
 log = structlog.get_logger(__name__)
 
@@ -231,24 +231,9 @@ class FeatureConsumer:
         message is superseded by the next one, so this is best effort, counted when it fails)."""
         if not updated:
             return
-        messages = [
-            Message(
-                self._features_topic,
-                str(f.user_id).encode(),
-                dumps(
-                    {
-                        "schemaVersion": PROCESSED_SCHEMA_VERSION,
-                        "userId": f.user_id,
-                        "version": f.version,
-                        "features": feature_document(f),
-                    }
-                ),
-            )
-            for f in updated
-        ]
         try:
-            await self._bus.publish(messages)
-        except Exception as exc:
+            await self._bus.publish([processed_message(self._features_topic, f) for f in updated])
+        except Exception as exc:  # MessageRejected (too large) included: the others were sent
             metrics.FEATURE_PUBLISH_FAILURES.inc()
             log.warning("processed_features_publish_failed", error=type(exc).__name__)
 
@@ -257,6 +242,19 @@ class FeatureConsumer:
         now = time.time()
         for event in applied:
             metrics.FEATURE_FRESHNESS.observe(max(now - event.server_timestamp.timestamp(), 0.0))
+
+
+def processed_message(topic: str, features: UserFeatures) -> Message:
+    """The `processed_features` message of a user (docs/topics.md). Every collection in it is
+    capped (FeatureConfig), so its size is bounded: tests/outbox/test_oversized.py checks that
+    the heaviest possible user fits in the default KAFKA_MAX_REQUEST_SIZE."""
+    body = {
+        "schemaVersion": PROCESSED_SCHEMA_VERSION,
+        "userId": features.user_id,
+        "version": features.version,
+        "features": feature_document(features),
+    }
+    return Message(topic, str(features.user_id).encode(), dumps(body))
 
 
 def _identify(record: Record) -> tuple[UUID | None, int | None]:

@@ -201,11 +201,14 @@ class HealthChecker:
         started = time.perf_counter()
         try:
             async with self._database.transaction() as conn:
-                backlog, oldest = await OutboxRepository(conn).backlog()
+                repo = OutboxRepository(conn)
+                backlog, oldest = await repo.backlog()
+                set_aside = await repo.count_set_aside()
         except Exception as exc:
             return ComponentHealth("degraded", _ms(started), f"unknown: {type(exc).__name__}")
         age = (datetime.now(UTC) - oldest).total_seconds() if oldest else 0.0
-        message = f"backlog={backlog} oldestAgeS={max(age, 0.0):.1f}"
+        # Set-aside rows block nothing: a message, a metric and an alert, not a degraded service.
+        message = f"backlog={backlog} oldestAgeS={max(age, 0.0):.1f} setAside={set_aside}"
         if not self._relay.state.running:
             return ComponentHealth("degraded", _ms(started), "relay not running; " + message)
         if age > self._outbox_degraded_age_s:

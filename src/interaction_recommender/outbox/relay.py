@@ -6,6 +6,10 @@ is claimed. Per user, ids follow commit order because ingest transactions of one
 (events/store_postgres.py), so each user's events reach the topic in commit order. A batch whose
 publish fails is rolled back and retried with backoff: some of its messages may then arrive twice,
 which consumers absorb (docs/topics.md). Ingestion never waits for the relay.
+
+A message the bus refuses for good (MessageRejected: too large) is set aside in the same
+transaction that marks the rest of its batch sent: kept, counted, listed by GET /admin/dlq, and
+never in the way of the rows behind it (docs/topics.md: what this means for a user's order).
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from tenacity import (
 
 from interaction_recommender import metrics
 from interaction_recommender.background import BackgroundLoop
-from interaction_recommender.bus.base import Bus, Message
+from interaction_recommender.bus.base import Bus, Message, MessageRejected
 from interaction_recommender.outbox.repository import OUTBOX_CHANNEL, OutboxRepository
 from interaction_recommender.storage.database import Database
 from interaction_recommender.storage.retention import delete_in_chunks
@@ -96,12 +100,21 @@ class OutboxRelay(BackgroundLoop):
             batch = await repo.claim_batch(self._batch_size)
             if not batch:
                 return 0
-            await self._bus.publish(
-                [Message(m.topic, m.key.encode() if m.key else None, m.payload) for m in batch]
-            )
-            await repo.mark_sent([m.id for m in batch], datetime.now(UTC))
-        metrics.OUTBOX_PUBLISHED.inc(len(batch))
-        self.state.published_total += len(batch)
+            refused: dict[int, str] = {}
+            try:
+                await self._bus.publish(
+                    [Message(m.topic, m.key.encode() if m.key else None, m.payload) for m in batch]
+                )
+            except MessageRejected as exc:  # the others were delivered
+                refused = {batch[index].id: reason for index, reason in exc.rejected.items()}
+            now = datetime.now(UTC)
+            await repo.mark_sent([m.id for m in batch if m.id not in refused], now)
+            await repo.set_aside(refused, now)
+        for row_id, reason in refused.items():
+            log.error("outbox_row_set_aside", outbox_id=row_id, reason=reason)
+        metrics.OUTBOX_SET_ASIDE.inc(len(refused))
+        metrics.OUTBOX_PUBLISHED.inc(len(batch) - len(refused))
+        self.state.published_total += len(batch) - len(refused)
         return len(batch)
 
     async def _run(self) -> None:
@@ -189,8 +202,11 @@ class OutboxRelay(BackgroundLoop):
 
     async def _update_gauges(self) -> None:
         async with self._database.transaction() as conn:
-            count, oldest = await OutboxRepository(conn).backlog()
+            repo = OutboxRepository(conn)
+            count, oldest = await repo.backlog()
+            set_aside = await repo.count_set_aside()
         metrics.OUTBOX_BACKLOG.set(count)
+        metrics.OUTBOX_SET_ASIDE_ROWS.set(set_aside)
         age = (datetime.now(UTC) - oldest).total_seconds() if oldest else 0.0
         metrics.OUTBOX_OLDEST_AGE.set(max(age, 0.0))
 

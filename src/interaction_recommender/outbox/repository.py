@@ -17,6 +17,7 @@ __all__ = [
     "ClaimedMessage",
     "OutboxMessage",
     "OutboxRepository",
+    "SetAsideRow",
     "outbox_committed",
 ]
 
@@ -41,6 +42,22 @@ class ClaimedMessage:
     topic: str
     key: str | None
     payload: bytes | None  # None: a tombstone (a Kafka message with a null value)
+
+
+@dataclass(frozen=True, slots=True)
+class SetAsideRow:
+    """A message the bus refused for good: kept for an operator, never published."""
+
+    id: int
+    topic: str
+    key: str | None
+    size_bytes: int
+    reason: str
+    created_at: datetime
+    set_aside_at: datetime
+
+
+_PENDING = outbox.c.sent_at.is_(None) & outbox.c.set_aside_at.is_(None)
 
 
 def outbox_committed(database: Database) -> None:
@@ -82,7 +99,7 @@ class OutboxRepository:
     async def claim_batch(self, limit: int) -> list[ClaimedMessage]:
         query = (
             select(outbox.c.id, outbox.c.topic, outbox.c.message_key, outbox.c.payload)
-            .where(outbox.c.sent_at.is_(None))
+            .where(_PENDING)
             .order_by(outbox.c.id)
             .limit(limit)
         )
@@ -93,6 +110,50 @@ class OutboxRepository:
 
     async def mark_sent(self, ids: Sequence[int], now: datetime) -> None:
         await self._conn.execute(update(outbox).where(outbox.c.id.in_(ids)).values(sent_at=now))
+
+    async def set_aside(self, reasons: dict[int, str], now: datetime) -> None:
+        """Rows the bus refused for good: out of the relay's way, kept for an operator."""
+        for row_id, reason in reasons.items():
+            await self._conn.execute(
+                update(outbox)
+                .where(outbox.c.id == row_id)
+                .values(set_aside_at=now, set_aside_reason=reason[:300])
+            )
+
+    async def set_aside_rows(self, limit: int) -> list[SetAsideRow]:
+        size = func.coalesce(func.length(outbox.c.payload), 0)
+        rows = await self._conn.execute(
+            select(
+                outbox.c.id,
+                outbox.c.topic,
+                outbox.c.message_key,
+                size.label("size"),
+                outbox.c.set_aside_reason,
+                outbox.c.created_at,
+                outbox.c.set_aside_at,
+            )
+            .where(outbox.c.set_aside_at.is_not(None))
+            .order_by(outbox.c.id)
+            .limit(limit)
+        )
+        return [
+            SetAsideRow(
+                r.id,
+                r.topic,
+                r.message_key,
+                int(r.size),
+                r.set_aside_reason or "",
+                r.created_at,
+                r.set_aside_at,
+            )
+            for r in rows
+        ]
+
+    async def count_set_aside(self) -> int:
+        result = await self._conn.execute(
+            select(func.count()).where(outbox.c.set_aside_at.is_not(None))
+        )
+        return int(result.scalar_one())
 
     async def delete_unsent(self, key: str) -> None:
         """Erasure: the messages of ``key`` (a user id) that were not published yet."""
@@ -111,12 +172,11 @@ class OutboxRepository:
         return int(result.rowcount or 0)
 
     async def backlog(self) -> tuple[int, datetime | None]:
-        """Unsent rows and the creation time of the oldest one."""
+        """Rows waiting to be published (set-aside ones wait for nobody) and the creation time
+        of the oldest one."""
         row = (
             await self._conn.execute(
-                select(func.count(), func.min(outbox.c.created_at)).where(
-                    outbox.c.sent_at.is_(None)
-                )
+                select(func.count(), func.min(outbox.c.created_at)).where(_PENDING)
             )
         ).one()
         return int(row[0]), row[1]

@@ -82,14 +82,20 @@ outbox = Table(
     Column("payload", LargeBinary, nullable=True),  # null: a tombstone (Kafka null value)
     Column("created_at", UTCDateTime, nullable=False),
     Column("sent_at", UTCDateTime, nullable=True),
+    # Set aside: the bus refused the message for good (too large); kept, listed by the DLQ
+    # routes, never claimed again (outbox/relay.py).
+    Column("set_aside_at", UTCDateTime, nullable=True),
+    Column("set_aside_reason", String(300), nullable=True),
     sqlite_autoincrement=True,
 )
-# The relay claims through this small partial index; sent rows drop out of it.
+_PENDING = outbox.c.sent_at.is_(None) & outbox.c.set_aside_at.is_(None)
+# The relay claims through this small partial index; sent and set-aside rows drop out of it.
+Index("ix_outbox_unsent", outbox.c.id, postgresql_where=_PENDING, sqlite_where=_PENDING)
 Index(
-    "ix_outbox_unsent",
+    "ix_outbox_set_aside",
     outbox.c.id,
-    postgresql_where=outbox.c.sent_at.is_(None),
-    sqlite_where=outbox.c.sent_at.is_(None),
+    postgresql_where=outbox.c.set_aside_at.is_not(None),
+    sqlite_where=outbox.c.set_aside_at.is_not(None),
 )
 # Retention cleanup by time. BRIN on Postgres: sent_at follows the physical order of rows, and
 # a BRIN index costs almost nothing to maintain per insert.
