@@ -7,6 +7,10 @@ from prometheus_client import Counter, Gauge, Histogram, Info
 __all__ = [
     "CONSUMER_LAG",
     "DEAD_LETTERS",
+    "ERASED_USER_WRITES_DROPPED",
+    "ERASURES",
+    "ERASURE_OLDEST_PENDING_AGE",
+    "ERASURE_STEP_FAILURES",
     "EVENTS",
     "FEATURE_FRESHNESS",
     "FEATURE_PUBLISH_FAILURES",
@@ -56,6 +60,20 @@ OUTBOX_OLDEST_AGE = Gauge(
 OUTBOX_PUBLISHED = Counter("outbox_published_total", "Outbox rows published to the bus.")
 OUTBOX_PUBLISH_FAILURES = Counter(
     "outbox_publish_failures_total", "Relay batches that failed to publish (retried later)."
+)
+ERASURES = Counter(
+    "user_erasures_total", "User erasure jobs, by stage (requested, done).", ["stage"]
+)
+ERASURE_STEP_FAILURES = Counter(
+    "user_erasure_step_failures_total", "Erasure step attempts that failed (retried).", ["step"]
+)
+ERASURE_OLDEST_PENDING_AGE = Gauge(
+    "user_erasure_oldest_pending_seconds", "Age of the oldest erasure job not done (0: none)."
+)
+ERASED_USER_WRITES_DROPPED = Counter(
+    "erased_user_writes_dropped_total",
+    "Writes for erased users answered as usual and not stored (event, feedback, impression).",
+    ["kind"],
 )
 OUTBOX_SET_ASIDE = Counter(
     "outbox_set_aside_total", "Outbox rows the bus refused for good (too large), set aside."

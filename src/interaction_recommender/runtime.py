@@ -47,7 +47,12 @@ from interaction_recommender.recs.service import RecommendationService
 from interaction_recommender.settings import Settings
 from interaction_recommender.storage import Database, migrate
 from interaction_recommender.training.scheduled import train_from_database
-from interaction_recommender.users.erasure import UserErasure
+from interaction_recommender.users.erasure import (
+    CachesStep,
+    DatabaseStep,
+    ErasureJobs,
+    OnlineFeaturesStep,
+)
 
 __all__ = ["Runtime", "build_runtime"]
 
@@ -79,7 +84,7 @@ class Runtime:
     impressions: ImpressionLog | None  # None when IMPRESSION_LOGGING=false
     feedback: FeedbackService
     dead_letters: DeadLetterService
-    erasure: UserErasure
+    erasure: ErasureJobs
 
 
 async def build_runtime(
@@ -185,6 +190,25 @@ async def build_runtime(
         task = asyncio.create_task(_train_demo_model(settings, database, registry))
         stack.push_async_callback(_cancel, task)
 
+    erasure = ErasureJobs(
+        database,
+        [
+            DatabaseStep(database, topics.processed_features),
+            OnlineFeaturesStep(feature_store),
+            CachesStep([hydrator] if near_cache is None else [hydrator, near_cache], impressions),
+            DatabaseStep(
+                database,
+                topics.processed_features,
+                name="sweep",
+                delay_s=settings.erasure_sweep_after_s,
+            ),
+        ],
+        poll_s=settings.erasure_poll_s,
+        max_backoff_s=settings.erasure_max_backoff_s,
+    )
+    erasure.start()  # every process: a job left pending by one that died is finished by another
+    stack.push_async_callback(erasure.stop)
+
     return Runtime(
         settings=settings,
         database=database,
@@ -228,13 +252,7 @@ async def build_runtime(
             join_window_s=settings.feedback_join_window_s,
         ),
         dead_letters=DeadLetterService(database),
-        erasure=UserErasure(
-            database,
-            feature_store,
-            features_topic=topics.processed_features,
-            impressions=impressions,
-            caches=[hydrator] if near_cache is None else [hydrator, near_cache],
-        ),
+        erasure=erasure,
     )
 
 

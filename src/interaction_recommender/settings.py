@@ -64,6 +64,32 @@ class Settings(BaseSettings):
     kafka_session_timeout_ms: int = Field(
         default=10_000, ge=1000, description="Consumer-group session timeout (failover time)."
     )
+    erasure_sweep_after_s: float = Field(
+        default=15.0,
+        ge=0.0,
+        le=600.0,
+        description="An erasure deletes the user's rows once more this long after the request "
+        "(writes that raced it: an impression buffered in another replica, a statement in "
+        "flight). Keep it above DB_STATEMENT_TIMEOUT_MS and IMPRESSION_FLUSH_S.",
+    )
+    erasure_poll_s: float = Field(
+        default=2.0,
+        gt=0.0,
+        le=60.0,
+        description="How often each process looks for due erasure steps.",
+    )
+    erasure_max_backoff_s: float = Field(
+        default=30.0,
+        gt=0.0,
+        le=600.0,
+        description="Upper bound of the wait between retries of a failed erasure step.",
+    )
+    kafka_retention_ms: int = Field(
+        default=7 * 86_400_000,
+        ge=3_600_000,
+        description="retention.ms of the topics the service creates (processed_features is "
+        "compacted instead): how long an erased user's old messages can stay in Kafka.",
+    )
     kafka_max_request_size: int = Field(
         default=1_048_576,
         ge=65_536,

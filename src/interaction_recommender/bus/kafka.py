@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -44,7 +44,7 @@ class KafkaBus:
         self,
         bootstrap_servers: str,
         *,
-        topics: Sequence[str],
+        topics: Mapping[str, Mapping[str, str]],
         partitions: int,
         replication_factor: int,
         request_timeout_ms: int,
@@ -54,7 +54,7 @@ class KafkaBus:
         self._servers = bootstrap_servers
         self._max_request_size = max_request_size
         self._session_timeout_ms = session_timeout_ms
-        self._topics = list(topics)
+        self._topics = {name: dict(configs) for name, configs in topics.items()}
         self._partitions = partitions
         self._replication = replication_factor
         self._timeout_ms = request_timeout_ms
@@ -115,14 +115,26 @@ class KafkaBus:
             existing = set(await admin.list_topics())
             missing = [t for t in self._topics if t not in existing]
             if missing:
-                # Another replica may create them first.
-                with contextlib.suppress(TopicAlreadyExistsError):
-                    await admin.create_topics(
-                        [NewTopic(t, self._partitions, self._replication) for t in missing]
-                    )
-                log.info("kafka_topics_created", topics=missing, partitions=self._partitions)
+                await self._create(admin, missing)
         finally:
             await admin.close()
+
+    async def _create(self, admin: AIOKafkaAdminClient, names: list[str]) -> None:
+        """With their configs (compaction, retention); a broker that refuses a config gets the
+        topic without it, and the log says so (docs/topics.md: what a cluster must set)."""
+
+        def new(name: str, with_configs: bool) -> NewTopic:
+            configs = self._topics[name] if with_configs else {}
+            return NewTopic(name, self._partitions, self._replication, topic_configs=configs)
+
+        try:
+            with contextlib.suppress(TopicAlreadyExistsError):  # another replica was first
+                await admin.create_topics([new(t, True) for t in names])
+        except KafkaError as exc:
+            log.warning("kafka_topic_configs_refused", error=type(exc).__name__, topics=names)
+            with contextlib.suppress(TopicAlreadyExistsError):
+                await admin.create_topics([new(t, False) for t in names])
+        log.info("kafka_topics_created", topics=names, partitions=self._partitions)
 
     async def publish(self, messages: Sequence[Message]) -> None:
         producer = await self._connected()

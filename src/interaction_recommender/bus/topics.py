@@ -27,6 +27,16 @@ class Topics:
             movie_catalog=f"{prefix}movie_catalog",
         )
 
+    def configs(self, retention_ms: int) -> dict[str, dict[str, str]]:
+        """Each topic with the configuration it is created with (docs/topics.md, retention):
+        `processed_features` is a state topic, compacted, so an erasure's tombstone removes the
+        user's features from it; the others keep messages for ``retention_ms``."""
+        kept = {"retention.ms": str(retention_ms)}
+        return {
+            topic: {"cleanup.policy": "compact"} if topic == self.processed_features else kept
+            for topic in self.all()
+        }
+
     def all(self) -> list[str]:
         return [
             self.interaction_events,

@@ -7,10 +7,11 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import delete, exists, func, select
+from sqlalchemy import delete, exists, func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from interaction_recommender.events.messages import SCHEMA_VERSION, EventMessage
+from interaction_recommender.events.store_postgres import USER_LOCK_NAMESPACE, lock_key
 from interaction_recommender.storage.tables import raw_events
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "any_event_stored",
     "delete_user_events",
     "event_messages_after",
+    "lock_user_ingest",
     "recent_movie_counts",
     "user_event_messages",
     "user_has_events",
@@ -99,3 +101,14 @@ async def recent_movie_counts(conn: AsyncConnection, since: datetime) -> dict[UU
 async def delete_user_events(conn: AsyncConnection, user_id: UUID) -> int:
     result = await conn.execute(delete(raw_events).where(raw_events.c.user_id == user_id))
     return int(result.rowcount or 0)
+
+
+async def lock_user_ingest(conn: AsyncConnection, user_id: UUID) -> None:
+    """Wait for the user's ingest in flight and hold new ones until this transaction ends: the
+    lock ingest takes in its statement (store_postgres.py). SQLite has one writer anyway."""
+    if conn.dialect.name != "postgresql":
+        return
+    await conn.execute(
+        text("SELECT pg_advisory_xact_lock(:ns, :key)"),
+        {"ns": USER_LOCK_NAMESPACE, "key": lock_key(user_id)},
+    )

@@ -10,6 +10,9 @@ each of its users, in key order (batches cannot deadlock), before any sequence n
 (the lock CTE is an InitPlan of the insert's row source). A later transaction of the same user
 therefore draws its numbers only after the earlier one committed: per user, sequence order is
 commit order (docs/storage.md).
+
+Erased users: ``user_is_erased`` (migration 0007) runs per row after the locks, with a snapshot
+of its own, so an event that waited for an erasure's lock sees that erasure and is not stored.
 """
 
 from __future__ import annotations
@@ -40,8 +43,10 @@ inserted AS (
     INSERT INTO raw_events (event_id, request_id, event_type, user_id, movie_id,
                             client_timestamp, server_timestamp, metadata)
     SELECT e.* FROM unnest($3::uuid[], $4::uuid[], $5::text[], $6::uuid[], $7::uuid[],
-                           $8::timestamptz[], $9::timestamptz[], $10::jsonb[]) AS e
-    WHERE (SELECT count(*) FROM locks) >= 0
+                           $8::timestamptz[], $9::timestamptz[], $10::jsonb[])
+         AS e(event_id, request_id, event_type, user_id, movie_id,
+              client_timestamp, server_timestamp, metadata)
+    WHERE (SELECT count(*) FROM locks) >= 0 AND NOT user_is_erased(e.user_id)
     ON CONFLICT (request_id) DO NOTHING
     RETURNING request_id, sequence
 ),
@@ -55,6 +60,8 @@ messages AS (
 )
 SELECT request_id, sequence FROM inserted
 """
+
+_SELECT_ERASED = "SELECT user_id FROM erased_users WHERE user_id = ANY($1::uuid[])"
 
 _SELECT_EXISTING = """
 SELECT sequence, event_id, request_id, event_type, user_id, movie_id,
@@ -71,6 +78,12 @@ class PostgresEventStore(EventStore):
     def __init__(self, database: Database, *, acquire_timeout_s: float) -> None:
         self._database = database
         self._acquire_timeout_s = acquire_timeout_s
+
+    async def _erased(self, user_ids: set[UUID]) -> set[UUID]:
+        pool = await self._database.driver_pool()
+        async with pool.acquire(timeout=self._acquire_timeout_s) as conn:
+            rows = await conn.fetch(_SELECT_ERASED, list(user_ids))
+        return {_uuid(r["user_id"]) for r in rows}
 
     async def _store(
         self, events: Sequence[NewEvent], topic: str, now: datetime

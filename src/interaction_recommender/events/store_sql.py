@@ -19,6 +19,7 @@ from interaction_recommender.events.schemas import NewEvent
 from interaction_recommender.events.store import EventStore, new_event_ids
 from interaction_recommender.outbox.repository import OutboxRepository
 from interaction_recommender.storage.database import Database
+from interaction_recommender.storage.erased import erased_among
 from interaction_recommender.storage.tables import raw_events
 
 __all__ = ["SqlEventStore"]
@@ -40,10 +41,18 @@ class SqlEventStore(EventStore):
     def __init__(self, database: Database) -> None:
         self._database = database
 
+    async def _erased(self, user_ids: set[UUID]) -> set[UUID]:
+        async with self._database.transaction() as conn:
+            return await erased_among(conn, user_ids)
+
     async def _store(
         self, events: Sequence[NewEvent], topic: str, now: datetime
     ) -> tuple[dict[UUID, StoredEvent], dict[UUID, StoredEvent]]:
         async with self._database.transaction() as conn:
+            erased = await erased_among(conn, {e.user_id for e in events})
+            events = [e for e in events if e.user_id not in erased]  # answered, never stored
+            if not events:
+                return {}, {}
             statement = (
                 sqlite.insert(raw_events)
                 .on_conflict_do_nothing(index_elements=[raw_events.c.request_id])

@@ -170,7 +170,8 @@ class FeatureConsumer:
             after, applied = apply_events(features, pairs, self._config)
             return after, applied, []
         except Exception:  # find the culprit(s) one event at a time
-            log.warning("feature_extraction_failed", user_id=str(features.user_id))
+            # no user id in logs: they cannot be erased (docs/features.md, erasure)
+            log.warning("feature_extraction_failed", events=len(events))
         poison: list[_Poison] = []
         applied_all: list[EventMessage] = []
         for pair in pairs:

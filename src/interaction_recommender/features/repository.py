@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from interaction_recommender.events.messages import StoredEvent
 from interaction_recommender.features.codec import decode, encode
 from interaction_recommender.features.state import UserFeatures
+from interaction_recommender.storage.erased import erased_among
 from interaction_recommender.storage.tables import erased_users, raw_events, user_features
 
 __all__ = ["SnapshotRepository", "unapplied_events"]
@@ -100,15 +101,7 @@ class SnapshotRepository:
         return {f.user_id for f in features} - written
 
     async def erased(self, user_ids: Sequence[UUID]) -> set[UUID]:
-        found: set[UUID] = set()
-        for start in range(0, len(user_ids), _CHUNK):
-            rows = await self._conn.execute(
-                select(erased_users.c.user_id).where(
-                    erased_users.c.user_id.in_(user_ids[start : start + _CHUNK])
-                )
-            )
-            found.update(row.user_id for row in rows)
-        return found
+        return await erased_among(self._conn, user_ids)
 
     async def mark_erased(self, user_id: UUID, now: datetime) -> None:
         statement = self._insert(erased_users).values(user_id=user_id, erased_at=now)

@@ -27,6 +27,7 @@ from interaction_recommender.feedback.repository import (
     ImpressionRepository,
 )
 from interaction_recommender.storage.database import Database
+from interaction_recommender.storage.erased import erased_among
 from interaction_recommender.storage.retention import delete_in_chunks
 from interaction_recommender.wire import utc_now
 
@@ -87,10 +88,15 @@ class ImpressionLog(BackgroundLoop):
             while self._pending:
                 batch = [self._pending[i] for i in range(min(self._batch, len(self._pending)))]
                 async with self._database.transaction() as conn:
-                    await ImpressionRepository(conn).add(batch)
+                    erased = await erased_among(conn, {i.user_id for i in batch})
+                    kept = [i for i in batch if i.user_id not in erased]
+                    if kept:
+                        await ImpressionRepository(conn).add(kept)
+                if dropped := len(batch) - len(kept):
+                    metrics.ERASED_USER_WRITES_DROPPED.labels("impression").inc(dropped)
                 for _ in batch:  # removed only once stored: a failed write keeps them
                     self._pending.popleft()
-                metrics.IMPRESSIONS_WRITTEN.inc(len(batch))
+                metrics.IMPRESSIONS_WRITTEN.inc(len(kept))
                 metrics.IMPRESSIONS_PENDING.set(len(self._pending))
 
     async def forget_user(self, user_id: UUID) -> None:

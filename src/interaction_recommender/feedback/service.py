@@ -24,6 +24,7 @@ from interaction_recommender.feedback.repository import (
 from interaction_recommender.feedback.schemas import FeedbackRequest
 from interaction_recommender.outbox.repository import OutboxRepository
 from interaction_recommender.storage.database import Database
+from interaction_recommender.storage.erased import erased_among
 from interaction_recommender.wire import utc_now
 
 __all__ = ["FeedbackService"]
@@ -56,6 +57,10 @@ class FeedbackService:
                 await self._impressions.flush()
         now = utc_now()
         async with self._database.transaction() as conn:
+            if await erased_among(conn, [request.user_id]):
+                # Answered as usual (the Java callers never see a difference), never stored.
+                metrics.ERASED_USER_WRITES_DROPPED.labels("feedback").inc()
+                return _row(request, key, None, "none", now), "recorded"
             repository = FeedbackRepository(conn)
             if (existing := await repository.by_dedupe_key(key)) is not None:
                 return existing, "duplicate"

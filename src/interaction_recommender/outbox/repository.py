@@ -109,7 +109,13 @@ class OutboxRepository:
         return [ClaimedMessage(r.id, r.topic, r.message_key, r.payload) for r in rows]
 
     async def mark_sent(self, ids: Sequence[int], now: datetime) -> None:
-        await self._conn.execute(update(outbox).where(outbox.c.id.in_(ids)).values(sent_at=now))
+        """Sent rows keep no payload and no key (the user id): they are only counted until the
+        retention deletes them, and an erasure has nothing left to find in them."""
+        await self._conn.execute(
+            update(outbox)
+            .where(outbox.c.id.in_(ids))
+            .values(sent_at=now, payload=None, message_key=None)
+        )
 
     async def set_aside(self, reasons: dict[int, str], now: datetime) -> None:
         """Rows the bus refused for good: out of the relay's way, kept for an operator."""

@@ -24,6 +24,7 @@ from interaction_recommender.storage.types import BigIntPK, JsonDocument, UTCDat
 __all__ = [
     "dead_letters",
     "erased_users",
+    "erasures",
     "feedback",
     "impressions",
     "metadata",
@@ -137,13 +138,35 @@ user_features = Table(
     Column("updated_at", UTCDateTime, nullable=False),
 )
 
-# Users whose data was erased: consumers drop their events (a replay of old messages must not
-# bring them back) and training skips them.
+# Users whose data was erased (the suppression list: the bare id, nothing else): ingest, feedback
+# and impressions drop their writes, consumers drop their events (a replay of old messages must not
+# bring them back). `erasure_id`: the user's latest erasure job.
 erased_users = Table(
     "erased_users",
     metadata,
     Column("user_id", Uuid, primary_key=True),
     Column("erased_at", UTCDateTime, nullable=False),
+    Column("erasure_id", Uuid, nullable=True),
+)
+
+# One row per erasure job (users/erasure.py), also its audit record: no user id, no personal
+# data. `steps`: step name -> {status, attempts, lastError, doneAt}.
+erasures = Table(
+    "erasures",
+    metadata,
+    Column("erasure_id", Uuid, primary_key=True),
+    Column("status", String(16), nullable=False),  # pending | done
+    Column("steps", JsonDocument, nullable=False),
+    Column("requested_at", UTCDateTime, nullable=False),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    Column("completed_at", UTCDateTime, nullable=True),
+)
+_ERASURE_PENDING = erasures.c.status == "pending"
+Index(
+    "ix_erasures_pending",
+    erasures.c.next_attempt_at,
+    postgresql_where=_ERASURE_PENDING,
+    sqlite_where=_ERASURE_PENDING,
 )
 
 # Messages a consumer could not process after its retries: listed and replayed by the admin
