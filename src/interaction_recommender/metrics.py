@@ -6,6 +6,7 @@ from prometheus_client import Counter, Gauge, Histogram, Info
 
 __all__ = [
     "CONSUMER_LAG",
+    "CONSUMER_POISON",
     "DEAD_LETTERS",
     "ERASED_USER_WRITES_DROPPED",
     "ERASURES",
@@ -82,6 +83,11 @@ OUTBOX_SET_ASIDE_ROWS = Gauge(
     "outbox_set_aside_rows", "Set-aside outbox rows kept (listed by GET /admin/dlq)."
 )
 
+CONSUMER_POISON = Counter(
+    "consumer_poison_total",
+    "Records a consumer kept failing on, isolated from their batch and dead-lettered.",
+    ["consumer"],
+)
 CONSUMER_LAG = Gauge(
     "consumer_lag",
     "Messages not yet consumed, per consumer group and partition.",

@@ -13,8 +13,9 @@ import structlog
 
 from interaction_recommender.bus import Bus, Topics, build_bus
 from interaction_recommender.bus.base import Message
-from interaction_recommender.bus.consumer import ConsumerLoop
+from interaction_recommender.bus.consumer import ConsumerLoop, Handler
 from interaction_recommender.bus.memory import MemoryBus
+from interaction_recommender.bus.topics import retry_topic
 from interaction_recommender.catalog.cache import CatalogCache
 from interaction_recommender.catalog.placeholders import PlaceholderCreator
 from interaction_recommender.catalog.service import CatalogService
@@ -274,6 +275,7 @@ def _consumers(
         features_topic=topics.processed_features,
         dlq_topic=topics.interaction_events_dlq,
         attempts=settings.features_attempts,
+        group=settings.features_consumer_group,
     )
     attribution = FeedbackAttribution(
         database,
@@ -281,22 +283,22 @@ def _consumers(
         topic=topics.model_feedback,
         window_s=settings.attribution_window_s,
     )
+    dead_letters = DeadLetterService(database)
+
+    def loop(name: str, group: str, handler: Handler) -> ConsumerLoop:
+        # Each group reads the events and its own retry topic, where replays for it go.
+        events = topics.interaction_events
+        return ConsumerLoop(
+            name,
+            bus.subscribe([events, retry_topic(events, group)], group),
+            handler,
+            on_poison=dead_letters.poison_handler(group, dlq_topic=topics.interaction_events_dlq),
+        )
+
     return [
-        ConsumerLoop(
-            "features",
-            bus.subscribe([topics.interaction_events], settings.features_consumer_group),
-            features.handle,
-        ),
-        ConsumerLoop(
-            "catalog-placeholders",
-            bus.subscribe([topics.interaction_events], settings.catalog_consumer_group),
-            placeholders.handle,
-        ),
-        ConsumerLoop(
-            "feedback-attribution",
-            bus.subscribe([topics.interaction_events], settings.attribution_consumer_group),
-            attribution.handle,
-        ),
+        loop("features", settings.features_consumer_group, features.handle),
+        loop("catalog-placeholders", settings.catalog_consumer_group, placeholders.handle),
+        loop("feedback-attribution", settings.attribution_consumer_group, attribution.handle),
     ]
 
 

@@ -2,7 +2,13 @@
 the handler returned (its effect is durable), retry with backoff when it raised.
 
 Delivery is at least once: a crash between handling and committing delivers the batch again,
-so handlers must be idempotent. (Dead-lettering poison messages is the handler's decision.)
+so handlers must be idempotent.
+
+Poison: a batch that failed ``isolate_after`` times in a row for a reason other than a dependency
+(a bug, a message the handler cannot read) is handled again one record at a time; a record that
+still fails goes to ``on_poison`` (the dead letters, with this consumer's group named) and the
+partition moves on. A dependency that is down (database, Redis, broker) never makes poison: the
+batch is simply retried until it answers.
 """
 
 from __future__ import annotations
@@ -23,13 +29,24 @@ from tenacity import (
 
 from interaction_recommender import metrics
 from interaction_recommender.background import BackgroundLoop
-from interaction_recommender.bus.base import Record, Subscription
+from interaction_recommender.bus.base import BusError, Record, Subscription
+from interaction_recommender.errors import is_dependency_failure
 
-__all__ = ["ConsumerLoop", "ConsumerState", "Handler"]
+__all__ = ["ConsumerLoop", "ConsumerState", "Handler", "PoisonHandler", "Retryable"]
 
 log = structlog.get_logger(__name__)
 
 Handler = Callable[[list[Record]], Awaitable[None]]
+PoisonHandler = Callable[[Record, BaseException, int], Awaitable[None]]
+"""(record, error, attempts): keep the record durably (a dead letter) before the offset moves on."""
+
+
+class Retryable(Exception):
+    """A failure that a retry resolves (e.g. a concurrent write): never a reason for poison."""
+
+
+def _transient(exc: BaseException) -> bool:
+    return isinstance(exc, Retryable | BusError) or is_dependency_failure(exc)
 
 
 @dataclass
@@ -61,8 +78,12 @@ class ConsumerLoop(BackgroundLoop):
         max_records: int = 500,
         poll_timeout_s: float = 0.5,
         max_backoff_s: float = 10.0,
+        on_poison: PoisonHandler | None = None,
+        isolate_after: int = 3,
     ) -> None:
         super().__init__(f"consumer-{name}")
+        self._on_poison = on_poison
+        self._isolate_after = isolate_after
         self.name = name
         self._subscription = subscription
         self._handler = handler
@@ -97,7 +118,7 @@ class ConsumerLoop(BackgroundLoop):
             if records:
                 self._handling = True
                 try:
-                    await self._handler(records)
+                    await self._handle(records)
                     await self._subscription.commit()
                 except Exception:
                     await self._subscription.rewind()  # the batch comes again on the retry
@@ -108,6 +129,36 @@ class ConsumerLoop(BackgroundLoop):
                 self.state.last_batch_at = datetime.now(UTC)
             self.state.consecutive_failures = 0
             await self._update_lag()
+
+    async def _handle(self, records: list[Record]) -> None:
+        try:
+            await self._handler(records)
+        except Exception as exc:
+            failures = self.state.consecutive_failures + 1
+            if self._on_poison is None or _transient(exc) or failures < self._isolate_after:
+                raise
+            log.warning("consumer_isolating_batch", consumer=self.name, records=len(records))
+            await self._isolate(records, failures)
+
+    async def _isolate(self, records: list[Record], attempts: int) -> None:
+        """One record at a time: the ones that still fail (not for a dependency) are poison."""
+        assert self._on_poison is not None
+        for record in records:
+            try:
+                await self._handler([record])
+            except Exception as exc:
+                if _transient(exc):
+                    raise
+                await self._on_poison(record, exc, attempts + 1)
+                metrics.CONSUMER_POISON.labels(self.name).inc()
+                log.error(
+                    "consumer_poison_dead_lettered",
+                    consumer=self.name,
+                    topic=record.topic,
+                    partition=record.partition,
+                    offset=record.offset,
+                    error=type(exc).__name__,
+                )
 
     async def _update_lag(self) -> None:
         self.state.lag = await self._subscription.lag()

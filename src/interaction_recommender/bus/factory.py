@@ -17,7 +17,14 @@ def build_bus(settings: Settings) -> Bus:
 
     return KafkaBus(
         settings.kafka_bootstrap_servers,
-        topics=Topics.with_prefix(settings.kafka_topic_prefix).configs(settings.kafka_retention_ms),
+        topics=Topics.with_prefix(settings.kafka_topic_prefix).configs(
+            settings.kafka_retention_ms,
+            [
+                settings.features_consumer_group,
+                settings.catalog_consumer_group,
+                settings.attribution_consumer_group,
+            ],
+        ),
         partitions=settings.kafka_topic_partitions,
         replication_factor=settings.kafka_replication_factor,
         request_timeout_ms=settings.kafka_request_timeout_ms,

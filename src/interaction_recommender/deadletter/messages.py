@@ -4,10 +4,14 @@ API and the CLI (docs/topics.md)."""
 from __future__ import annotations
 
 import base64
+import contextlib
 from typing import Any
+from uuid import UUID
 
+import orjson
 from sqlalchemy import Row
 
+from interaction_recommender.bus.base import Record
 from interaction_recommender.deadletter.repository import (
     ERROR_CHARS,
     ERROR_TYPE_CHARS,
@@ -18,6 +22,7 @@ from interaction_recommender.outbox.repository import SetAsideRow
 __all__ = [
     "ENVELOPE_ROOM",
     "SCHEMA_VERSION",
+    "claimed_identity",
     "dead_letter_document",
     "dead_letter_message",
     "max_original_bytes",
@@ -95,3 +100,29 @@ def dead_letter_message(letter_id: int, letter: DeadLetter) -> dict[str, Any]:
         "sequence": letter.sequence,
         "failedAt": letter.failed_at,
     }
+
+
+def claimed_identity(record: Record) -> tuple[UUID | None, int | None]:
+    """The user and sequence a message claims (its body, else its key), as far as they can be
+    read: for listing and erasing dead letters, never trusted for any state."""
+    user_id: UUID | None = None
+    sequence: int | None = None
+    body: Any = None
+    with contextlib.suppress(orjson.JSONDecodeError):
+        body = orjson.loads(record.value) if record.value is not None else None
+    if isinstance(body, dict):
+        if isinstance(body.get("sequence"), int) and -(2**63) <= body["sequence"] < 2**63:
+            sequence = body["sequence"]
+        raw_user = body.get("userId")
+        if isinstance(raw_user, str):
+            user_id = _uuid_or_none(raw_user)
+    if user_id is None and record.key is not None:
+        user_id = _uuid_or_none(record.key.decode(errors="replace"))
+    return user_id, sequence
+
+
+def _uuid_or_none(text: str) -> UUID | None:
+    try:
+        return UUID(text)
+    except ValueError:
+        return None

@@ -10,13 +10,17 @@ from typing import Any
 from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from interaction_recommender.deadletter.messages import dead_letter_message
+from interaction_recommender.bus.base import Record
+from interaction_recommender.bus.consumer import PoisonHandler
+from interaction_recommender.bus.topics import retry_topic
+from interaction_recommender.deadletter.messages import claimed_identity, dead_letter_message
 from interaction_recommender.deadletter.repository import DeadLetter, DeadLetterRepository
 from interaction_recommender.outbox.repository import OutboxMessage, OutboxRepository, SetAsideRow
 from interaction_recommender.storage.database import Database
+from interaction_recommender.storage.erased import erased_among
 from interaction_recommender.wire import dumps, utc_now
 
-__all__ = ["DeadLetterListing", "DeadLetterService", "record", "replay"]
+__all__ = ["DeadLetterListing", "DeadLetterService", "poison_letter", "record", "replay"]
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,37 @@ class DeadLetterService:
         async with self._database.transaction() as conn:
             return await replay(conn, ids)
 
+    def poison_handler(self, consumer: str, *, dlq_topic: str) -> PoisonHandler:
+        """What a consumer loop calls for a record it isolated and keeps failing on."""
+
+        async def keep(message: Record, error: BaseException, attempts: int) -> None:
+            letter = poison_letter(consumer, message, error, attempts)
+            async with self._database.transaction() as conn:
+                if letter.user_id is not None and await erased_among(conn, [letter.user_id]):
+                    return  # an erased user's message is dropped, not kept
+                await record(conn, [letter], dlq_topic=dlq_topic)
+
+        return keep
+
+
+def poison_letter(consumer: str, record: Record, error: BaseException, attempts: int) -> DeadLetter:
+    """The dead letter of a record ``consumer`` gave up on (its user and sequence as claimed)."""
+    user_id, sequence = claimed_identity(record)
+    return DeadLetter(
+        consumer=consumer,
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        key=record.key.decode(errors="replace") if record.key is not None else None,
+        payload=record.value,
+        error=str(error) or type(error).__name__,
+        error_type=type(error).__name__,
+        attempts=attempts,
+        user_id=user_id,
+        sequence=sequence,
+        failed_at=utc_now(),
+    )
+
 
 async def record(conn: AsyncConnection, letters: Sequence[DeadLetter], *, dlq_topic: str) -> None:
     """Keep the letters and publish each to the DLQ topic (same transaction: both or neither)."""
@@ -66,14 +101,19 @@ async def record(conn: AsyncConnection, letters: Sequence[DeadLetter], *, dlq_to
 
 
 async def replay(conn: AsyncConnection, ids: Sequence[int] | None) -> list[int]:
-    """Re-inject the original messages (same key and value) into their topic and mark them
-    replayed; the consumer applies each exactly once (features/extractor.py: dead-lettered
-    sequences). Returns the ids replayed."""
+    """Re-inject the original messages (same key and value) into the retry topic of the group
+    that failed (bus/topics.py), so that only that group reads them again, and mark them
+    replayed; the feature consumer applies each exactly once (features/extractor.py:
+    dead-lettered sequences). Returns the ids replayed."""
     repo = DeadLetterRepository(conn)
     letters = await repo.pending(ids)
     await OutboxRepository(conn).add(
         [
-            OutboxMessage(topic=row.topic, key=row.message_key, payload=row.payload)
+            OutboxMessage(
+                topic=retry_topic(row.topic, row.consumer),
+                key=row.message_key,
+                payload=row.payload,
+            )
             for row in letters
         ],
         utc_now(),

@@ -13,7 +13,7 @@ from pydantic import Field
 
 from interaction_recommender.events.schemas import EventType
 from interaction_recommender.outbox.repository import OutboxMessage
-from interaction_recommender.wire import UtcTimestamp, WireModel
+from interaction_recommender.wire import Instant, WireModel
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -127,8 +127,8 @@ class EventMessage(WireModel):
     event_type: EventType
     user_id: UUID
     movie_id: UUID | None
-    client_timestamp: UtcTimestamp
-    server_timestamp: UtcTimestamp
+    client_timestamp: Instant  # an offset is required: a naive time is not our message
+    server_timestamp: Instant
     metadata: dict[str, Any]
 
 

@@ -15,22 +15,22 @@ their sequence is remembered in the user's features so that a replay applies the
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 from uuid import UUID
 
-import orjson
 import structlog
 
 from interaction_recommender import metrics
 from interaction_recommender.bus.base import Bus, Message, Record
+from interaction_recommender.bus.consumer import Retryable
 from interaction_recommender.catalog.cache import CatalogCache
+from interaction_recommender.deadletter.messages import claimed_identity
 from interaction_recommender.deadletter.repository import DeadLetter
+from interaction_recommender.deadletter.service import poison_letter
 from interaction_recommender.deadletter.service import record as record_dead_letters
 from interaction_recommender.events.messages import EventMessage, decode_event_message
 from interaction_recommender.features.codec import encode
@@ -55,7 +55,7 @@ FEATURE_GROUP = "interaction-recommender-features"
 PROCESSED_SCHEMA_VERSION = 1
 
 
-class WriteConflict(Exception):
+class WriteConflict(Retryable):
     """Another writer updated a user's snapshot first; the batch is retried from the snapshot."""
 
 
@@ -80,7 +80,9 @@ class FeatureConsumer:
         dlq_topic: str,
         config: FeatureConfig = DEFAULT_CONFIG,
         attempts: int = 3,
+        group: str = FEATURE_GROUP,
     ) -> None:
+        self._group = group  # named in its dead letters: a replay goes to this group alone
         self._database = database
         self._store = store
         self._catalog = catalog
@@ -97,13 +99,16 @@ class FeatureConsumer:
 
     async def handle(self, records: list[Record]) -> None:
         await self._sync_online_store()
-        events, poison = self._decode(records)
+        events, undecodable = self._decode(records)
         self._record_of = {event.event_id: record for record, event in events}
         by_user: dict[UUID, list[EventMessage]] = defaultdict(list)
         for _, event in events:
             by_user[event.user_id].append(event)
-        poisoned_users = {p.user_id for p in poison if p.user_id is not None}
-        users = sorted(set(by_user) | poisoned_users)
+        users = sorted(by_user)
+        # An undecodable message changes no user's state: its userId and sequence are claims
+        # (a foreign producer's sequence would otherwise raise the watermark for ever).
+        claimed = sorted({p.user_id for p in undecodable if p.user_id is not None})
+        poison: list[_Poison] = []
 
         updated: list[UserFeatures] = []
         unchanged: list[UserFeatures] = []
@@ -111,16 +116,18 @@ class FeatureConsumer:
         async with self._database.transaction() as conn:
             snapshot = SnapshotRepository(conn)
             await snapshot.lock_users(users)
-            erased = await snapshot.erased(users)
+            erased = await snapshot.erased(users + claimed)
+            # Erased users' messages are dropped, bad ones included: nothing of theirs is kept.
+            poison += [p for p in undecodable if p.user_id not in erased]
             stored = await snapshot.load_many([u for u in users if u not in erased])
             for user_id in users:
                 if user_id in erased:
                     continue  # erased users' messages are dropped (a replay must not revive them)
                 before = stored.get(user_id) or new_features(user_id)
-                after, user_applied, user_poison = self._apply(before, by_user.get(user_id, []))
+                after, user_applied, user_poison = self._apply(before, by_user[user_id])
                 poison += user_poison
-                for item in poison:
-                    if item.user_id == user_id and item.sequence is not None:
+                for item in user_poison:  # decoded, so its sequence is the relay's
+                    if item.sequence is not None:
                         after = mark_dead_lettered(after, item.sequence, self._config)
                 if after.version != before.version:
                     after.version = before.version + 1  # one write, one version step (the CAS)
@@ -156,7 +163,7 @@ class FeatureConsumer:
                 events.append((record, decode_event_message(record.value)))
             except ValueError as exc:  # pydantic's ValidationError is a ValueError
                 # Decoding is deterministic: retrying cannot help, so it counts as one attempt.
-                user_id, sequence = _identify(record)
+                user_id, sequence = claimed_identity(record)
                 poison.append(_Poison(record, exc, 1, user_id, sequence))
         return events, poison
 
@@ -188,21 +195,7 @@ class FeatureConsumer:
         return features, applied_all, poison
 
     def _letter(self, poison: _Poison) -> DeadLetter:
-        record = poison.record
-        return DeadLetter(
-            consumer=FEATURE_GROUP,
-            topic=record.topic,
-            partition=record.partition,
-            offset=record.offset,
-            key=record.key.decode(errors="replace") if record.key is not None else None,
-            payload=record.value,
-            error=str(poison.error) or type(poison.error).__name__,
-            error_type=type(poison.error).__name__,
-            attempts=poison.attempts,
-            user_id=poison.user_id,
-            sequence=poison.sequence,
-            failed_at=datetime.now(UTC),
-        )
+        return poison_letter(self._group, poison.record, poison.error, poison.attempts)
 
     async def _write_online(
         self, updated: list[UserFeatures], encoded: dict[UUID, bytes] | None = None
@@ -256,28 +249,3 @@ def processed_message(topic: str, features: UserFeatures) -> Message:
         "features": feature_document(features),
     }
     return Message(topic, str(features.user_id).encode(), dumps(body))
-
-
-def _identify(record: Record) -> tuple[UUID | None, int | None]:
-    """The user and sequence of an undecodable message, as far as they can be read."""
-    user_id: UUID | None = None
-    sequence: int | None = None
-    body: Any = None
-    with contextlib.suppress(orjson.JSONDecodeError):
-        body = orjson.loads(record.value) if record.value is not None else None
-    if isinstance(body, dict):
-        if isinstance(body.get("sequence"), int):
-            sequence = body["sequence"]
-        raw_user = body.get("userId")
-        if isinstance(raw_user, str):
-            user_id = _uuid_or_none(raw_user)
-    if user_id is None and record.key is not None:
-        user_id = _uuid_or_none(record.key.decode(errors="replace"))
-    return user_id, sequence
-
-
-def _uuid_or_none(text: str) -> UUID | None:
-    try:
-        return UUID(text)
-    except ValueError:
-        return None

@@ -133,12 +133,15 @@ def _engagement(record: Record) -> Engagement | None:
         if action is None or value.get("movieId") is None:
             return None
         seconds = (value.get("metadata") or {}).get("watchDuration")
+        at = datetime.fromisoformat(value["serverTimestamp"])
+        if at.tzinfo is None:
+            return None  # not one of our messages (the feature stage dead-letters it)
         return Engagement(
             sequence=int(value["sequence"]),
             user_id=UUID(value["userId"]),
             movie_id=UUID(value["movieId"]),
             action=action,
-            at=datetime.fromisoformat(value["serverTimestamp"]),
+            at=at,
             watch_seconds=seconds if isinstance(seconds, int) and action == "watch" else None,
         )
     except (orjson.JSONDecodeError, AttributeError, KeyError, TypeError, ValueError):
