@@ -6,9 +6,15 @@ from __future__ import annotations
 
 import uuid
 
+import orjson
 import pytest
+from sqlalchemy import select
 
+from interaction_recommender.bus.base import Record
+from interaction_recommender.features.consumer import FeatureConsumer
+from interaction_recommender.runtime import Runtime
 from interaction_recommender.settings import Settings
+from interaction_recommender.storage.tables import raw_events
 from tests.fixtures.app import run_service
 from tests.fixtures.contract import assert_error_shape
 from tests.fixtures.factories import new_id
@@ -48,3 +54,67 @@ async def test_feature_routes_answer_from_the_snapshot_or_503_when_redis_is_down
     assert steps["database"]["status"] == "done"
     assert steps["online_features"]["status"] == "pending"
     assert steps["online_features"]["lastError"]
+
+
+async def test_a_failed_redis_write_is_repaired_by_the_next_process(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The consumer committed its batch (snapshot written, offsets moved on) but Redis refused
+    the write, then the process died: the next consumer process puts the features in Redis."""
+    runtime_settings = settings.model_copy(update={"enable_consumers": False})
+    async with run_service(runtime_settings) as service:
+        runtime = service.runtime
+        user = uuid.UUID(new_id())
+        await watch(service, str(user), uuid.uuid4())
+        store = runtime.feature_store
+
+        async def refused(*args: object, **kwargs: object) -> None:
+            raise ConnectionError("redis is down")
+
+        first = _feature_consumer(runtime)
+        monkeypatch.setattr(store, "put_many", refused)
+        records = await _all_events(runtime)
+        await first.handle(records)  # returns: the batch is committed, Redis is behind
+        monkeypatch.undo()
+        assert user not in await store.get_many([user])
+        del first  # the process dies with whatever it kept in memory
+
+        restarted = _feature_consumer(runtime)
+        await restarted.handle([])  # its first poll found nothing new
+        repaired = await store.get_many([user])
+
+    assert repaired[user].total_interactions == 1
+
+
+def _feature_consumer(runtime: Runtime) -> FeatureConsumer:
+    return FeatureConsumer(
+        runtime.database,
+        runtime.feature_store,
+        runtime.catalog,
+        runtime.bus,
+        features_topic=runtime.topics.processed_features,
+        dlq_topic=runtime.topics.interaction_events_dlq,
+    )
+
+
+async def _all_events(runtime: Runtime) -> list[Record]:
+    """Every stored event as the relay would have published it (docs/topics.md)."""
+    async with runtime.database.transaction() as conn:
+        rows = (await conn.execute(select(raw_events).order_by(raw_events.c.sequence))).all()
+    topic = runtime.topics.interaction_events
+    records = []
+    for offset, row in enumerate(rows):
+        body = {
+            "schemaVersion": 1,
+            "eventId": str(row.event_id),
+            "sequence": row.sequence,
+            "requestId": str(row.request_id),
+            "eventType": row.event_type,
+            "userId": str(row.user_id),
+            "movieId": str(row.movie_id) if row.movie_id else None,
+            "clientTimestamp": row.client_timestamp.isoformat(),
+            "serverTimestamp": row.server_timestamp.isoformat(),
+            "metadata": row.metadata,
+        }
+        records.append(Record(topic, 0, offset, str(row.user_id).encode(), orjson.dumps(body)))
+    return records
