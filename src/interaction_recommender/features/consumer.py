@@ -52,6 +52,7 @@ __all__ = ["FEATURE_GROUP", "FeatureConsumer", "WriteConflict", "processed_messa
 log = structlog.get_logger(__name__)
 
 FEATURE_GROUP = "interaction-recommender-features"
+_REPAIR_BATCH = 500
 PROCESSED_SCHEMA_VERSION = 1
 
 
@@ -91,14 +92,16 @@ class FeatureConsumer:
         self._dlq_topic = dlq_topic
         self._config = config
         self._attempts = attempts
-        # Features committed to the snapshot whose Redis write failed: written again before the
-        # next batch (Redis is the online copy of the snapshot; it may lag, never lose).
-        self._unsynced: dict[UUID, UserFeatures] = {}
+        # Redis is the online copy of the snapshot: it may lag, never lose. A failed write is
+        # recorded in `online_repairs` (durable, so another process finishes it after a crash)
+        # and written again from the snapshot before a later batch; every new consumer looks.
+        self._repair_due = True
         self.dead_lettered = 0
         self._record_of: dict[UUID, Record] = {}
 
     async def handle(self, records: list[Record]) -> None:
-        await self._sync_online_store()
+        if self._repair_due:
+            await self._repair_online_store()
         events, undecodable = self._decode(records)
         self._record_of = {event.event_id: record for record, event in events}
         by_user: dict[UUID, list[EventMessage]] = defaultdict(list)
@@ -198,27 +201,43 @@ class FeatureConsumer:
         return poison_letter(self._group, poison.record, poison.error, poison.attempts)
 
     async def _write_online(
-        self, updated: list[UserFeatures], encoded: dict[UUID, bytes] | None = None
+        self, features: list[UserFeatures], encoded: dict[UUID, bytes] | None = None
     ) -> None:
-        for features in updated:
-            self._unsynced[features.user_id] = features
-        await self._sync_online_store(encoded)
-
-    async def _sync_online_store(self, encoded: dict[UUID, bytes] | None = None) -> None:
-        if not self._unsynced:
+        if not features:
             return
-        pending = list(self._unsynced.values())
         try:
-            await self._store.put_many(pending, encoded)
-        except Exception as exc:  # the snapshot has them; Redis catches up on a later batch
+            await self._store.put_many(features, encoded)
+        except Exception as exc:  # the snapshot has them: remember to write them again
             metrics.ONLINE_STORE_FAILURES.inc()
             log.warning(
-                "online_feature_store_write_failed", error=type(exc).__name__, users=len(pending)
+                "online_feature_store_write_failed", error=type(exc).__name__, users=len(features)
             )
-            return
-        for features in pending:
-            if self._unsynced.get(features.user_id) is features:
-                del self._unsynced[features.user_id]
+            # If this fails too the handler raises and the batch comes again (as repeats,
+            # which are written to Redis once more).
+            async with self._database.transaction() as conn:
+                await SnapshotRepository(conn).behind_online(
+                    [f.user_id for f in features], datetime.now(UTC)
+                )
+            self._repair_due = True
+
+    async def _repair_online_store(self) -> None:
+        """Write the users whose Redis write failed (here or in a process that died) again, from
+        their snapshot. Best effort: whatever fails stays recorded for the next batch."""
+        try:
+            read_at = datetime.now(UTC)
+            async with self._database.transaction() as conn:
+                snapshot = SnapshotRepository(conn)
+                users = await snapshot.to_repair(_REPAIR_BATCH)
+                stored = await snapshot.load_many(users) if users else {}
+            if stored:
+                await self._store.put_many(list(stored.values()))
+            if users:
+                async with self._database.transaction() as conn:
+                    await SnapshotRepository(conn).repaired(users, read_at)
+                log.info("online_feature_store_repaired", users=len(users))
+            self._repair_due = len(users) == _REPAIR_BATCH
+        except Exception as exc:
+            log.warning("online_feature_store_repair_failed", error=type(exc).__name__)
 
     async def _publish(self, updated: list[UserFeatures]) -> None:
         """`processed_features`: the latest features of each updated user (a state topic: a lost

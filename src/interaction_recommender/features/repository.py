@@ -14,7 +14,12 @@ from interaction_recommender.events.messages import StoredEvent
 from interaction_recommender.features.codec import decode, encode
 from interaction_recommender.features.state import UserFeatures
 from interaction_recommender.storage.erased import erased_among
-from interaction_recommender.storage.tables import erased_users, raw_events, user_features
+from interaction_recommender.storage.tables import (
+    erased_users,
+    online_repairs,
+    raw_events,
+    user_features,
+)
 
 __all__ = ["SnapshotRepository", "unapplied_events"]
 
@@ -103,12 +108,37 @@ class SnapshotRepository:
     async def erased(self, user_ids: Sequence[UUID]) -> set[UUID]:
         return await erased_among(self._conn, user_ids)
 
+    async def behind_online(self, user_ids: Sequence[UUID], now: datetime) -> None:
+        """Their Redis write failed: remembered until a consumer writes them again."""
+        statement = self._insert(online_repairs).values(
+            [{"user_id": u, "failed_at": now} for u in user_ids]
+        )
+        await self._conn.execute(
+            statement.on_conflict_do_update(
+                index_elements=["user_id"], set_={"failed_at": statement.excluded.failed_at}
+            )
+        )
+
+    async def to_repair(self, limit: int) -> list[UUID]:
+        query = select(online_repairs.c.user_id).order_by(online_repairs.c.failed_at)
+        return [row.user_id for row in await self._conn.execute(query.limit(limit))]
+
+    async def repaired(self, user_ids: Sequence[UUID], read_at: datetime) -> None:
+        """Written again from what the snapshot held at ``read_at``: a write that failed since
+        (a later ``failed_at``) stays to be repaired."""
+        await self._conn.execute(
+            delete(online_repairs).where(
+                online_repairs.c.user_id.in_(user_ids), online_repairs.c.failed_at <= read_at
+            )
+        )
+
     async def mark_erased(self, user_id: UUID, now: datetime) -> None:
         statement = self._insert(erased_users).values(user_id=user_id, erased_at=now)
         await self._conn.execute(statement.on_conflict_do_nothing(index_elements=["user_id"]))
 
     async def delete(self, user_id: UUID) -> None:
         await self._conn.execute(delete(user_features).where(user_features.c.user_id == user_id))
+        await self._conn.execute(delete(online_repairs).where(online_repairs.c.user_id == user_id))
 
 
 async def unapplied_events(conn: AsyncConnection) -> list[StoredEvent]:

@@ -33,6 +33,7 @@ __all__ = [
     "model_names",
     "model_versions",
     "movies",
+    "online_repairs",
     "outbox",
     "raw_events",
     "service_secrets",
@@ -147,6 +148,15 @@ erased_users = Table(
     Column("user_id", Uuid, primary_key=True),
     Column("erased_at", UTCDateTime, nullable=False),
     Column("erasure_id", Uuid, nullable=True),
+)
+
+# Users whose Redis features are behind their snapshot (a failed write): the next feature
+# consumer, in any process, writes them again (features/consumer.py).
+online_repairs = Table(
+    "online_repairs",
+    metadata,
+    Column("user_id", Uuid, primary_key=True),
+    Column("failed_at", UTCDateTime, nullable=False),
 )
 
 # One row per erasure job (users/erasure.py), also its audit record: no user id, no personal
