@@ -11,8 +11,8 @@ each of its users, in key order (batches cannot deadlock), before any sequence n
 therefore draws its numbers only after the earlier one committed: per user, sequence order is
 commit order (docs/storage.md).
 
-Erased users: ``user_is_erased`` (migration 0007) runs per row after the locks, with a snapshot
-of its own, so an event that waited for an erasure's lock sees that erasure and is not stored.
+Erased users: ``erased_among`` (migration 0007) runs once, after the locks, with a snapshot of
+its own, so an event that waited for an erasure's lock sees that erasure and is not stored.
 """
 
 from __future__ import annotations
@@ -39,6 +39,9 @@ _INGEST = """
 WITH locks AS MATERIALIZED (
     SELECT pg_advisory_xact_lock($1, k) FROM unnest($2::int4[]) AS k ORDER BY k
 ),
+erased AS MATERIALIZED (
+    SELECT erased_among($6::uuid[], (SELECT count(*) FROM locks)) AS ids
+),
 inserted AS (
     INSERT INTO raw_events (event_id, request_id, event_type, user_id, movie_id,
                             client_timestamp, server_timestamp, metadata)
@@ -46,7 +49,7 @@ inserted AS (
                            $8::timestamptz[], $9::timestamptz[], $10::jsonb[])
          AS e(event_id, request_id, event_type, user_id, movie_id,
               client_timestamp, server_timestamp, metadata)
-    WHERE (SELECT count(*) FROM locks) >= 0 AND NOT user_is_erased(e.user_id)
+    WHERE NOT e.user_id = ANY((SELECT ids FROM erased)::uuid[])
     ON CONFLICT (request_id) DO NOTHING
     RETURNING request_id, sequence
 ),
