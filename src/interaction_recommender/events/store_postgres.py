@@ -11,7 +11,7 @@ each of its users, in key order (batches cannot deadlock), before any sequence n
 therefore draws its numbers only after the earlier one committed: per user, sequence order is
 commit order (docs/storage.md).
 
-Erased users: ``erased_among`` (migration 0007) runs once, after the locks, with a snapshot of
+Erased users: ``erased_among`` (migration 0009) runs once, after the locks, with a snapshot of
 its own, so an event that waited for an erasure's lock sees that erasure and is not stored.
 """
 

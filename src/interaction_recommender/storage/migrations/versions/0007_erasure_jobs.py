@@ -20,17 +20,14 @@ depends_on: str | Sequence[str] | None = None
 _json = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 _ts = sa.DateTime(timezone=True)
 
-# PL/pgSQL and VOLATILE on purpose: the call takes a fresh snapshot, so an ingest statement that
+# PL/pgSQL and VOLATILE on purpose: each call takes a fresh snapshot, so an ingest statement that
 # waited for an erasure's user lock sees the erasure that just committed (a plain subquery, or an
-# inlined SQL function, would use the statement's older snapshot and store the event). One call
-# per statement (the second argument only orders it after the locks): bench/erased_check.py.
-_ERASED_AMONG = """
-CREATE OR REPLACE FUNCTION erased_among(candidates uuid[], after_locks bigint) RETURNS uuid[]
+# inlined SQL function, would use the statement's older snapshot and store the event).
+_USER_IS_ERASED = """
+CREATE OR REPLACE FUNCTION user_is_erased(candidate uuid) RETURNS boolean
 LANGUAGE plpgsql VOLATILE AS $$
 BEGIN
-    RETURN coalesce(
-        (SELECT array_agg(user_id) FROM erased_users WHERE user_id = ANY(candidates)), '{}'
-    );
+    RETURN EXISTS (SELECT 1 FROM erased_users WHERE user_id = candidate);
 END
 $$
 """
@@ -56,12 +53,12 @@ def upgrade() -> None:
     )
     op.add_column("erased_users", sa.Column("erasure_id", sa.Uuid(), nullable=True))
     if op.get_bind().dialect.name == "postgresql":
-        op.execute(_ERASED_AMONG)
+        op.execute(_USER_IS_ERASED)
 
 
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
-        op.execute("DROP FUNCTION IF EXISTS erased_among(uuid[], bigint)")
+        op.execute("DROP FUNCTION IF EXISTS user_is_erased(uuid)")
     op.drop_column("erased_users", "erasure_id")
     op.drop_index("ix_erasures_pending", table_name="erasures")
     op.drop_table("erasures")
