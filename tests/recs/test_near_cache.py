@@ -73,6 +73,21 @@ async def test_the_cache_holds_a_bounded_number_of_lists(near: NearCache) -> Non
     assert near.get(users[-1], "home:|10", "m1") is not None
 
 
+async def test_expired_lists_are_dropped_not_kept_until_the_cache_is_full(
+    near: NearCache,
+) -> None:
+    """Lists never asked for again (a detail page's, a similar movie's) must not pile up to
+    max_entries: the soak benchmark saw ~0.3 MB/s of RSS growth from them (bench/soak.py)."""
+    long_ago = time.monotonic() - 10.0  # requests that started before the TTL
+    for _ in range(2):
+        near.put(uuid.uuid4(), "detail:|10", _listed(), started=long_ago)
+    fresh = uuid.uuid4()
+    near.put(fresh, "home:|10", _listed(), started=time.monotonic())
+
+    assert len(near) == 1
+    assert near.get(fresh, "home:|10", "m1") is not None
+
+
 @pytest.mark.parametrize("mode", ["platform"], indirect=True)
 async def test_new_features_are_reflected_within_the_ttl_even_if_the_message_is_lost(
     serving: Service, world: PlantedWorld, monkeypatch: pytest.MonkeyPatch
