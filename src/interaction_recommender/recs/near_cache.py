@@ -77,8 +77,14 @@ class NearCache(BackgroundLoop):
         self._entries[(user_id, slot)] = _Entry(started + self._ttl_s, listed)
         self._entries.move_to_end((user_id, slot))
         self._by_user.setdefault(user_id, set()).add(slot)
-        while len(self._entries) > self._max_entries:
-            (old_user, old_slot), _ = self._entries.popitem(last=False)
+        # Oldest first is (nearly) soonest to expire: drop the expired ones from that end, so
+        # lists nobody asks for again (detail and similar pages) do not wait for max_entries.
+        now = time.monotonic()
+        while self._entries:
+            (old_user, old_slot), oldest = next(iter(self._entries.items()))
+            if oldest.expires_at > now and len(self._entries) <= self._max_entries:
+                break
+            del self._entries[(old_user, old_slot)]
             self._forget_slot(old_user, old_slot)
 
     def evict(self, user_id: UUID) -> None:
