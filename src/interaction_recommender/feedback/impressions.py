@@ -75,6 +75,10 @@ class ImpressionLog(BackgroundLoop):
     def pending(self) -> int:
         return len(self._pending)
 
+    def holds(self, user_id: UUID) -> bool:
+        """Whether an impression of this user is still in the buffer (not written yet)."""
+        return any(i.user_id == user_id for i in self._pending)
+
     async def stop(self) -> None:
         await self._end(cancel_after_s=0)  # the final flush below writes what is left
         try:

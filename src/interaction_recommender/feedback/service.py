@@ -51,8 +51,10 @@ class FeedbackService:
     async def record(self, request: FeedbackRequest) -> tuple[FeedbackRow, str]:
         """(the stored row, "recorded" | "duplicate")."""
         key = request.dedupe_key()
-        if self._impressions is not None and self._impressions.pending:
-            # An impression served a moment ago may still be in this process's buffer.
+        if self._impressions is not None and self._impressions.holds(request.user_id):
+            # The impression this feedback is about may still be in this process's buffer.
+            # Only then: a flush for every feedback queued them behind each other's writes
+            # (bench/soak.py saw feedback p99 at 3x recommend's).
             with contextlib.suppress(Exception):
                 await self._impressions.flush()
         now = utc_now()
