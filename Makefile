@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 CHECKED_SOURCES := src tests bench scripts
 
-.PHONY: run test test-quick lint typecheck check bench-ingest bench-features bench-engine bench-recommend bench-feedback clean
+.PHONY: run test test-quick lint typecheck check bench-ingest bench-features bench-engine bench-recommend bench-feedback bench-soak clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
@@ -56,6 +56,10 @@ bench-engine: $(VENV)/.installed-test
 ## bench-recommend: GET /recommend (10k movies, 100k users) vs a bare endpoint (needs wrk)
 bench-recommend: $(VENV)/.installed-test
 	$(BIN)/python bench/recommend.py --duration 20 --write docs/benchmarks.md
+
+## bench-soak: 30 min of paced mixed ingest, recommend and feedback (200 req/s); RSS, errors, drain (writes docs/benchmarks.md)
+bench-soak: $(VENV)/.installed-test
+	$(BIN)/python bench/soak.py --write docs/benchmarks.md
 
 ## bench-feedback: replayed synthetic days, training with and without impressions
 bench-feedback: $(VENV)/.installed-test
