@@ -93,6 +93,13 @@ class KafkaBus:
                 enable_idempotence=False,
                 request_timeout_ms=self._timeout_ms,
                 max_request_size=self._max_request_size,
+                # One producer batch per partition per relay batch: a batch is written all or
+                # nothing, so a publish that fails can never leave a later part of a partition's
+                # messages on the topic without an earlier part (which the retry would then put
+                # behind it, where the consumers take it for a repeat). The 16 KB default split a
+                # relay batch in several, and an expired first one let the next one through
+                # (tests/faults/test_kafka_paused.py).
+                max_batch_size=self._max_request_size,
                 retry_backoff_ms=200,
                 linger_ms=2,
             )
