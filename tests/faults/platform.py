@@ -15,6 +15,7 @@ from tests.fixtures.services import KafkaBroker
 __all__ = ["Platform"]
 
 TOPIC_PREFIX_NAME = "faults"  # platform_env's name: topics are prefixed "faults."
+ADMIN_TOKEN = "faults-admin-token-not-a-secret"
 
 
 @dataclass
@@ -33,6 +34,7 @@ class Platform:
         env = platform_env(TOPIC_PREFIX_NAME, self.kafka, self.redis.url, self.tmp_path)
         env["DATABASE_URL"] = self.postgres.url
         del env["DATABASE_SCHEMA"]
+        env["ADMIN_TOKEN"] = ADMIN_TOKEN  # the reconciliation reads GET /admin/dlq
         env.update(overrides)
         return env
 
@@ -46,6 +48,10 @@ class Platform:
             kafka_bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"],
             kafka_topic_prefix=env["KAFKA_TOPIC_PREFIX"],
         )
+
+    @property
+    def admin_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
     @property
     def topics(self) -> Topics:

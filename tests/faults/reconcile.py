@@ -5,7 +5,7 @@
 2. Stored exactly once: one `raw_events` row per acknowledged requestId, carrying the eventId the
    client was answered, and no row for a requestId never sent.
 3. Published at least once: each acknowledged event is on `interaction_events` with its own
-   requestId.
+   requestId, and per user in increasing sequence apart from repeats (docs/topics.md).
 4. Features: each user's snapshot (Postgres), online copy (Redis, both keys) and API document equal
    a rebuild from the stored events by the service's own pure function (`build_features`, as a
    refresh does), apart from the version, which counts writes; the Redis copy and the API carry
@@ -14,9 +14,10 @@
 Two kinds of events are exempt, for the scenarios that make them:
 - ``erased_users``: their events are acknowledged but never stored, and nothing about them is left
   in Postgres or Redis (their keys hold the tombstone or nothing; the API answers 404);
-- ``set_aside`` (requestIds): stored exactly once, listed as dead letters (by user and sequence),
-  never on the topic, and left out of the rebuild.
-Any other dead letter fails, unless the caller expects that many of a foreign producer's.
+- ``set_aside`` (requestIds): stored exactly once, listed by GET /admin/dlq as set aside (the
+  outbox rows the bus refused for good), never on the topic, and left out of the rebuild.
+Any other set-aside row or dead letter fails, unless the caller expects that many dead letters of a
+foreign producer's messages.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ from tests.faults.load import Traffic
 from tests.faults.platform import Platform
 
 __all__ = [
+    "OrderViolation",
     "Reconciliation",
     "consumer_lag",
     "dumps_report",
@@ -66,7 +68,13 @@ _KAFKA_READ_TIMEOUT_S = 30.0
 _VERSION_DIGITS = 20  # features/store.py: the value starts with the version, 20 ASCII digits
 _TOMBSTONE = b"erased"
 _EXAMPLES = 5
+_SHOWN = 300  # characters of a field's value in a failure message
 _DOCUMENT = TypeAdapter(dict[str, Any])
+
+
+class OrderViolation(AssertionError):
+    """A user's new event reached the topic after a later one: the consumer takes it for a
+    repeat, so its effect is lost (a test may name the defect that causes it)."""
 
 
 @dataclass(frozen=True)
@@ -94,7 +102,11 @@ class Reconciliation:
 async def outbox_backlog(dsn: str) -> int:
     conn = await asyncpg.connect(dsn, timeout=5)
     try:
-        return int(await conn.fetchval("SELECT count(*) FROM outbox WHERE sent_at IS NULL"))
+        return int(
+            await conn.fetchval(
+                "SELECT count(*) FROM outbox WHERE sent_at IS NULL AND set_aside_at IS NULL"
+            )
+        )
     finally:
         await conn.close()
 
@@ -162,7 +174,7 @@ async def read_topic(bootstrap: str, topic: str) -> list[dict[str, Any]]:
             assert time.monotonic() < deadline, f"{topic} not read within {_KAFKA_READ_TIMEOUT_S}s"
             batches = await consumer.getmany(*pending, timeout_ms=500, max_records=5000)
             for records in batches.values():
-                messages += [orjson.loads(r.value) for r in records if r.value is not None]
+                messages += [m for m in map(_our_event, records) if m is not None]
             for tp in list(pending):
                 highwater = consumer.highwater(tp)
                 if highwater is not None and await consumer.position(tp) >= highwater:
@@ -170,6 +182,18 @@ async def read_topic(bootstrap: str, topic: str) -> list[dict[str, Any]]:
         return messages
     finally:
         await consumer.stop()
+
+
+def _our_event(record: Any) -> dict[str, Any] | None:
+    """A message the relay published (decoded), or None: a tombstone, or a foreign producer's
+    message (test_foreign_message.py), which is no event of ours."""
+    try:
+        value = orjson.loads(record.value) if record.value is not None else None
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(value, dict) or not {"eventId", "requestId", "sequence"} <= value.keys():
+        return None
+    return value
 
 
 async def wait_drained(platform: Platform, timeout: float = DRAIN_TIMEOUT_S) -> float:
@@ -257,25 +281,61 @@ async def _check_topic(
     )
     leaked = sorted(rid for rid, eid in set_aside.items() if eid in seen)
     assert not leaked, f"set-aside events on {topic}: {leaked[:_EXAMPLES]}"
+    disorder = _order_violations(messages)
+    if disorder:
+        raise OrderViolation(
+            f"{len(disorder)} messages of {topic} break the per-user order (docs/topics.md: per "
+            f"user, increasing sequence apart from repeats): {disorder[:_EXAMPLES]}"
+        )
     return len(messages)
 
 
-async def _check_dead_letters(dsn: str, set_aside: Iterable[StoredRow], foreign: int) -> None:
-    """Every set-aside event is listed as a dead letter, and nothing else is, apart from
-    ``foreign`` letters of messages that are no stored event."""
-    conn = await asyncpg.connect(dsn, timeout=5)
+def _order_violations(messages: Iterable[Mapping[str, Any]]) -> list[str]:
+    """Messages (in partition order; a user's all share one partition) whose sequence is below
+    one already on the topic for the same user without being a repeat: the consumer takes such
+    a message for a repeat and skips it, so its event never reaches the features."""
+    highest: dict[str, int] = {}
+    seen: dict[str, set[int]] = defaultdict(set)
+    violations = []
+    for message in messages:
+        user, sequence = str(message["userId"]), int(message["sequence"])
+        if sequence < highest.get(user, sequence) and sequence not in seen[user]:
+            violations.append(f"user {user}: sequence {sequence} after {highest[user]}")
+        seen[user].add(sequence)
+        highest[user] = max(highest.get(user, sequence), sequence)
+    return violations
+
+
+async def _check_listed(
+    platform: Platform,
+    client: httpx.AsyncClient,
+    set_aside: Mapping[str, str],
+    foreign_dead_letters: int,
+) -> None:
+    """GET /admin/dlq lists the set-aside events (``set_aside``: requestId -> eventId) among the
+    outbox rows set aside for the events topic, and nothing else; and ``foreign_dead_letters``
+    dead letters (a consumer could not process them), no more, no fewer."""
+    response = await client.get(
+        "/api/v1/admin/dlq", params={"limit": 1000}, headers=platform.admin_headers
+    )
+    assert response.status_code == 200, response.text[:300]
+    listing = response.json()
+    assert listing["pendingCount"] == foreign_dead_letters, (
+        f"{listing['pendingCount']} dead letters, {foreign_dead_letters} expected: "
+        f"{listing['deadLetters'][:_EXAMPLES]}"
+    )
+    topic = platform.topics.interaction_events
+    ids = [row["outboxId"] for row in listing["setAside"] if row["topic"] == topic]
+    conn = await asyncpg.connect(platform.postgres.dsn, timeout=5)
     try:
-        letters = await conn.fetch("SELECT user_id, sequence FROM dead_letters")
+        rows = await conn.fetch("SELECT payload FROM outbox WHERE id = ANY($1::bigint[])", ids)
     finally:
         await conn.close()
-    listed = [(str(r["user_id"]), r["sequence"]) for r in letters]
-    expected = {(row.user_id, row.sequence): row.request_id for row in set_aside}
-    unlisted = sorted(rid for key, rid in expected.items() if key not in listed)
-    assert not unlisted, f"set-aside events not listed as dead letters: {unlisted[:_EXAMPLES]}"
-    others = [key for key in listed if key not in expected]
-    assert len(others) == foreign, (
-        f"{len(others)} dead letters (user, sequence) besides the set-aside events, "
-        f"{foreign} expected: {others[:_EXAMPLES]}"
+    listed = {str(orjson.loads(row["payload"])["eventId"]) for row in rows}
+    wanted = set(set_aside.values())
+    assert listed == wanted, (
+        f"set aside but not expected: {sorted(listed - wanted)[:_EXAMPLES]}; "
+        f"expected but not listed: {sorted(wanted - listed)[:_EXAMPLES]}"
     )
 
 
@@ -291,6 +351,15 @@ def _without_version(features: UserFeatures) -> dict[str, Any]:
 def _differences(actual: UserFeatures, expected: UserFeatures) -> list[str]:
     got, want = _without_version(actual), _without_version(expected)
     return [name for name in want if got[name] != want[name]]
+
+
+def _show(actual: UserFeatures, expected: UserFeatures) -> str:
+    """The differing fields of one user, got vs want (abridged), for a failure message."""
+    got, want = _without_version(actual), _without_version(expected)
+    return "; ".join(
+        f"{name}: {str(got[name])[:_SHOWN]} != {str(want[name])[:_SHOWN]}"
+        for name in _differences(actual, expected)
+    )
 
 
 def _api_document(features: UserFeatures) -> dict[str, Any]:
@@ -339,10 +408,13 @@ async def _check_features(
         for u in sorted(users)
         if _differences(snapshots[u], rebuilt[u])
     }
-    assert not snapshot_wrong, (
-        f"{len(snapshot_wrong)}/{len(users)} snapshots differ from the rebuild (fields): "
-        f"{list(snapshot_wrong.items())[:_EXAMPLES]}"
-    )
+    if snapshot_wrong:
+        first = UUID(next(iter(snapshot_wrong)))
+        raise AssertionError(
+            f"{len(snapshot_wrong)}/{len(users)} snapshots differ from the rebuild (fields): "
+            f"{list(snapshot_wrong.items())[:_EXAMPLES]}; the first, snapshot != rebuild: "
+            f"{_show(snapshots[first], rebuilt[first])}"
+        )
     for user in users:
         rebuilt[user].version = snapshots[user].version  # the one field a rebuild cannot know
 
@@ -392,8 +464,8 @@ async def _check_redis(
         assert isinstance(value, bytes) and isinstance(profile, bytes)  # no decode_responses
         if value[:_VERSION_DIGITS] != version:
             wrong[str(user)] = f"features version {value[:_VERSION_DIGITS]!r} != {version!r}"
-        elif differences := _differences(decode(value[_VERSION_DIGITS:]), want):
-            wrong[str(user)] = f"features differ in {differences}"
+        elif _differences(online := decode(value[_VERSION_DIGITS:]), want):
+            wrong[str(user)] = f"features differ, Redis != snapshot: {_show(online, want)}"
         elif profile != version + encode_profile(profile_of(want)):
             wrong[str(user)] = f"profile differs (version {profile[:_VERSION_DIGITS]!r})"
     assert not wrong, (
@@ -482,9 +554,7 @@ async def reconcile(
         aside_ids,
     )
     report.on_topic = len(published)
-    await _check_dead_letters(
-        platform.postgres.dsn, [stored[rid][0] for rid in aside_ids], foreign_dead_letters
-    )
+    await _check_listed(platform, client, aside_ids, foreign_dead_letters)
 
     users = {UUID(traffic.sent[rid].user_id) for rid in published}
     report.users_checked = len(users)
