@@ -5,9 +5,8 @@ Ingest must not depend on Kafka: events keep being acknowledged during the pause
 the outbox), no request fails, and afterwards the relay publishes the backlog and the consumers
 catch up, so the reconciliation holds.
 
-Known defect (in about a third of the runs, timing-dependent; see KNOWN_DEFECT): the topic then
-holds a user's event behind a later one, and the reconciliation's order check fails. The test
-reports that one failure as an expected failure (xfail) and fails for anything else.
+The pause is what exposed the per-user reordering fixed in c66be1a (a failed publish delivered a
+later part of its batch without the earlier one); the reconciliation's order check keeps it fixed.
 """
 
 from __future__ import annotations
@@ -19,7 +18,7 @@ import pytest
 
 from tests.faults.load import EventSource, LoadShape, client_for, running_load
 from tests.faults.platform import Platform
-from tests.faults.reconcile import OrderViolation, dumps_report, outbox_backlog, reconcile
+from tests.faults.reconcile import dumps_report, outbox_backlog, reconcile
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow, pytest.mark.kafka, pytest.mark.timeout(420)]
 
@@ -27,15 +26,6 @@ PAUSE_S = 60.0
 WARM_UP_EVENTS = 300
 AFTER_EVENTS = 300
 SHAPE = LoadShape(writers=8, events_per_s=40.0, readers=2, reads_per_s=10.0)
-KNOWN_DEFECT = (
-    "a publish abandoned during the pause is delivered in part, and not as a prefix: "
-    "KafkaBus.publish (src/interaction_recommender/bus/kafka.py) gives up after its "
-    "asyncio.timeout but leaves the messages it handed to aiokafka in the producer, which "
-    "can fail an expired batch of a partition and still deliver a later batch of the same "
-    "partition when the broker is back; a user's later event then precedes an earlier one on "
-    "interaction_events, and the feature consumer skips the earlier one as a repeat (its "
-    "effect is lost until a refresh)"
-)
 
 
 async def test_kafka_paused_for_60_s_under_load(platform: Platform) -> None:
@@ -64,8 +54,5 @@ async def test_kafka_paused_for_60_s_under_load(platform: Platform) -> None:
         served = traffic.replies_between("recommend", paused_at, resumed_at)
         assert any(r.status == 200 for r in served), "no recommendation answered during the pause"
 
-        try:
-            report = await reconcile(platform, client, traffic)
-        except OrderViolation as exc:
-            pytest.xfail(f"known defect: {KNOWN_DEFECT}. Seen: {exc}")
+        report = await reconcile(platform, client, traffic)
         print(dumps_report(report))
