@@ -16,20 +16,19 @@ import shutil
 import signal
 import stat
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import redis
 
+from tests.fixtures.server import recommender_command, terminate, wait_exit
 from tests.fixtures.services import require
 
 __all__ = ["PostgresCluster", "RedisServer", "WorkerProcess", "postgres_bindir"]
 
 START_TIMEOUT_S = 30.0
 EXIT_TIMEOUT_S = 10.0
-STOP_TIMEOUT_S = 15.0
 LOG_TAIL_LINES = 60
 
 _POSTGRES_USER = "postgres"
@@ -256,12 +255,7 @@ class WorkerProcess:
     def start(self) -> None:
         assert not self.running, "the previous worker is still running"
         self.starts += 1
-        script = Path(sys.executable).with_name("recommender")
-        command = (
-            [str(script), "worker"]
-            if script.exists()
-            else [sys.executable, "-m", "interaction_recommender.cli", "worker"]
-        )
+        command = recommender_command("worker")
         with self.log_path.open("ab") as log:
             log.write(f"\n===== start #{self.starts} =====\n".encode())
             log.flush()
@@ -292,25 +286,11 @@ class WorkerProcess:
         """SIGKILL: the batch in hand is cut wherever it is."""
         assert self._process is not None and self.running, "the worker died before the kill"
         self._process.send_signal(signal.SIGKILL)
-        await self._wait_exit(EXIT_TIMEOUT_S)
+        await wait_exit(self._process, EXIT_TIMEOUT_S)
 
     async def stop(self) -> None:
         """SIGTERM, SIGKILL if it does not exit in time. Never raises."""
-        if self._process is None or self._process.poll() is not None:
-            return
-        self._process.send_signal(signal.SIGTERM)
-        if not await self._wait_exit(STOP_TIMEOUT_S):
-            self._process.kill()
-            await self._wait_exit(EXIT_TIMEOUT_S)
-
-    async def _wait_exit(self, timeout: float) -> bool:
-        assert self._process is not None
-        deadline = time.monotonic() + timeout
-        while self._process.poll() is None:
-            if time.monotonic() > deadline:
-                return False
-            await asyncio.sleep(0.05)
-        return True
+        await terminate(self._process, "worker")
 
     def log_tail(self) -> str:
         return log_tail(self.log_path)
