@@ -19,7 +19,7 @@ from interaction_recommender.features.repository import SnapshotRepository
 from interaction_recommender.features.state import UserFeatures
 from interaction_recommender.settings import Settings
 from interaction_recommender.storage.tables import dead_letters, outbox, raw_events, user_features
-from tests.fixtures.app import Service, run_service
+from tests.fixtures.app import Service, feature_consumer, run_service
 from tests.fixtures.contract import assert_error_shape, assert_instant, assert_uuid
 from tests.fixtures.factories import event_payload, new_id
 
@@ -173,14 +173,7 @@ async def test_redelivery_and_replay_from_offset_0_change_nothing(consuming: Ser
 
     # Everything on the topic, again, through a consumer of another group (= offset 0).
     runtime = consuming.runtime
-    replayer = FeatureConsumer(
-        runtime.database,
-        runtime.feature_store,
-        runtime.catalog,
-        runtime.bus,
-        features_topic=runtime.topics.processed_features,
-        dlq_topic=runtime.topics.interaction_events_dlq,
-    )
+    replayer = feature_consumer(runtime)
     subscription = runtime.bus.subscribe([runtime.topics.interaction_events], "replay-" + new_id())
     replayed = 0
     deadline = time.monotonic() + 20
@@ -346,14 +339,7 @@ async def test_erasure_leaves_nothing_and_a_replay_cannot_revive_the_user(
 
     # Old messages replayed: the user stays erased.
     runtime = consuming.runtime
-    replayer = FeatureConsumer(
-        runtime.database,
-        runtime.feature_store,
-        runtime.catalog,
-        runtime.bus,
-        features_topic=runtime.topics.processed_features,
-        dlq_topic=runtime.topics.interaction_events_dlq,
-    )
+    replayer = feature_consumer(runtime)
     subscription = runtime.bus.subscribe([runtime.topics.interaction_events], "replay-" + new_id())
     for _ in range(5):
         await replayer.handle(await subscription.poll(1000, 1.0))
@@ -368,14 +354,7 @@ async def test_a_heavy_users_online_features_stay_bounded(consuming: Service) ->
     from interaction_recommender.features.store import RedisFeatureStore
 
     runtime = consuming.runtime
-    handler = FeatureConsumer(
-        runtime.database,
-        runtime.feature_store,
-        runtime.catalog,
-        runtime.bus,
-        features_topic=runtime.topics.processed_features,
-        dlq_topic=runtime.topics.interaction_events_dlq,
-    )
+    handler = feature_consumer(runtime)
     user = uuid.uuid4()
     movies = [uuid.uuid4() for _ in range(6000)]
     records = []
@@ -442,14 +421,7 @@ async def test_a_crash_between_snapshot_and_redis_is_repaired_by_the_redelivery(
         return Record("t", 0, sequence, str(user).encode(), orjson.dumps(body))
 
     def consumer(store: Any) -> FeatureConsumer:
-        return FeatureConsumer(
-            runtime.database,
-            store,
-            runtime.catalog,
-            runtime.bus,
-            features_topic=runtime.topics.processed_features,
-            dlq_topic=runtime.topics.interaction_events_dlq,
-        )
+        return feature_consumer(runtime, store)
 
     class DiesBeforeRedis:
         name = "dies"

@@ -11,11 +11,10 @@ import pytest
 from sqlalchemy import select
 
 from interaction_recommender.bus.base import Record
-from interaction_recommender.features.consumer import FeatureConsumer
 from interaction_recommender.runtime import Runtime
 from interaction_recommender.settings import Settings
 from interaction_recommender.storage.tables import raw_events
-from tests.fixtures.app import run_service
+from tests.fixtures.app import feature_consumer, run_service
 from tests.fixtures.contract import assert_error_shape
 from tests.fixtures.factories import new_id
 from tests.fixtures.services import free_port
@@ -71,7 +70,7 @@ async def test_a_failed_redis_write_is_repaired_by_the_next_process(
         async def refused(*args: object, **kwargs: object) -> None:
             raise ConnectionError("redis is down")
 
-        first = _feature_consumer(runtime)
+        first = feature_consumer(runtime)
         monkeypatch.setattr(store, "put_many", refused)
         records = await _all_events(runtime)
         await first.handle(records)  # returns: the batch is committed, Redis is behind
@@ -79,22 +78,11 @@ async def test_a_failed_redis_write_is_repaired_by_the_next_process(
         assert user not in await store.get_many([user])
         del first  # the process dies with whatever it kept in memory
 
-        restarted = _feature_consumer(runtime)
+        restarted = feature_consumer(runtime)
         await restarted.handle([])  # its first poll found nothing new
         repaired = await store.get_many([user])
 
     assert repaired[user].total_interactions == 1
-
-
-def _feature_consumer(runtime: Runtime) -> FeatureConsumer:
-    return FeatureConsumer(
-        runtime.database,
-        runtime.feature_store,
-        runtime.catalog,
-        runtime.bus,
-        features_topic=runtime.topics.processed_features,
-        dlq_topic=runtime.topics.interaction_events_dlq,
-    )
 
 
 async def _all_events(runtime: Runtime) -> list[Record]:
